@@ -1,0 +1,100 @@
+"""The shipped model, and greedy ensemble selection on out-of-fold predictions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mlsmith.metrics import score
+
+__all__ = ["FittedModel", "align_proba", "greedy_ensemble", "blend"]
+
+
+def align_proba(estimator: Any, proba: np.ndarray, n_classes: int) -> np.ndarray:
+    """Place an estimator's probability columns at their global class positions.
+
+    A fold's training part may lack a rare class; the estimator then predicts fewer columns.
+    """
+    classes = np.asarray(getattr(estimator, "classes_", np.arange(proba.shape[1])), dtype=int)
+    if proba.shape[1] == n_classes and np.array_equal(classes, np.arange(n_classes)):
+        return proba
+    out = np.zeros((proba.shape[0], n_classes))
+    out[:, classes] = proba
+    return out
+
+
+def predict_encoded(estimator: Any, X: Any, task: str, n_classes: int) -> np.ndarray:
+    """Probabilities ``(n, K)`` for classification, values ``(n,)`` for regression."""
+    if task == "regression":
+        return np.asarray(estimator.predict(X), dtype=np.float64)
+    return align_proba(estimator, np.asarray(estimator.predict_proba(X), dtype=np.float64), n_classes)
+
+
+def blend(preds: list[np.ndarray], weights: list[float]) -> np.ndarray:
+    w = np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    out = np.zeros_like(preds[0], dtype=np.float64)
+    for p, wi in zip(preds, w, strict=True):
+        out += wi * p
+    return out
+
+
+def greedy_ensemble(preds: dict[str, np.ndarray], y: np.ndarray, metric: str,
+                    rounds: int = 25, max_models: int = 12) -> tuple[dict[str, float], float]:
+    """Caruana et al. (2004) ensemble selection with replacement.
+
+    Starts from the best single model and repeatedly adds the model (possibly again) whose
+    addition improves the metric of the averaged prediction most. Returns the weights (summing
+    to 1) and the ensemble's score (higher is better). The score is measured on the same
+    out-of-fold predictions the weights were chosen on, so it is slightly optimistic.
+    """
+    scored = sorted(((score(metric, y, p), name) for name, p in preds.items()), reverse=True)
+    names = [name for _, name in scored[:max_models]]
+    if not names:
+        raise ValueError("no predictions to ensemble")
+    counts = {names[0]: 1}
+    current = preds[names[0]].astype(np.float64).copy()
+    best_score = scored[0][0]
+    n = 1
+    for _ in range(rounds - 1):
+        best_candidate, best_candidate_score = None, -np.inf
+        for name in names:
+            trial = (current * n + preds[name]) / (n + 1)
+            s = score(metric, y, trial)
+            if s > best_candidate_score + 1e-12:
+                best_candidate, best_candidate_score = name, s
+        if best_candidate is None:
+            break
+        current = (current * n + preds[best_candidate]) / (n + 1)
+        n += 1
+        counts[best_candidate] = counts.get(best_candidate, 0) + 1
+        best_score = max(best_score, best_candidate_score)
+    # the final blend (not the best seen along the way) is what the weights describe
+    final_score = score(metric, y, current)
+    weights = {k: v / n for k, v in counts.items()}
+    return weights, final_score
+
+
+class FittedModel:
+    """What a fit ships: fitted member pipelines and their weights, plus the label mapping.
+
+    ``predict_encoded`` returns probabilities over the encoded classes (classification) or values
+    (regression) for a frame already prepared by :func:`mlsmith.preprocess.prepare_features`.
+    """
+
+    def __init__(self, task: str, classes: list[Any], members: list[tuple[str, Any, float]]) -> None:
+        self.task = task
+        self.classes = list(classes)
+        self.members = members  # (model id, fitted pipeline, weight)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def predict_encoded(self, X: Any) -> np.ndarray:
+        preds = [predict_encoded(est, X, self.task, self.n_classes) for _, est, _ in self.members]
+        return blend(preds, [w for _, _, w in self.members])
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [{"model": mid, "weight": round(w, 4)} for mid, _, w in self.members]

@@ -1,0 +1,107 @@
+"""Units of work executed in the worker process: cross-validate one candidate, refit a model.
+
+These functions are pure given their inputs (a task dict and the data bundle), so they can run
+in-process in tests and in the worker process in fits.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+
+from mlsmith.metrics import score
+from mlsmith.models import BuildContext, get_family
+from mlsmith.preprocess import build_preprocessor, make_model_pipeline
+from mlsmith.schema import Schema
+from mlsmith.select._ensemble import FittedModel, predict_encoded
+
+__all__ = ["build_pipeline", "run_cv", "run_refit"]
+
+
+def build_pipeline(schema: Schema, family_name: str, params: dict[str, Any], n_rows: int,
+                   seed: int, n_jobs: int, deadline: float | None) -> Any:
+    family = get_family(family_name)
+    prep, cat_idx = build_preprocessor(schema, family.capabilities.preprocessing, seed=seed)
+    ctx = BuildContext(task=schema.task.kind, n_rows=n_rows, n_features=len(schema.features),
+                       categorical_features=cat_idx, seed=seed, n_jobs=n_jobs, deadline=deadline)
+    return make_model_pipeline(prep, family.build(params, ctx))
+
+
+def run_cv(task: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """Cross-validate one configuration; returns out-of-fold predictions and timings."""
+    schema: Schema = data["schema"]
+    X, y = data["X"], data["y"]
+    kind = schema.task.kind
+    n_classes = len(schema.task.classes)
+    folds = data["folds"]
+    start = time.time()
+    hard = task.get("deadline")
+    oof = np.zeros((len(y), n_classes)) if kind != "regression" else np.zeros(len(y))
+    fold_scores, train_scores, fit_times, predict_times = [], [], [], []
+    for i, (tr, va) in enumerate(folds):
+        # each fold gets its share of the time left, so a slow model still finishes every fold
+        fold_deadline = None
+        if hard is not None:
+            fold_deadline = start + (hard - start) * (i + 1) / len(folds)
+        pipe = build_pipeline(schema, task["family"], task["params"], len(tr), task["seed"],
+                              task["n_jobs"], fold_deadline)
+        t0 = time.time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipe.fit(X.iloc[tr], y[tr])
+        t1 = time.time()
+        pred = predict_encoded(pipe, X.iloc[va], kind, n_classes)
+        t2 = time.time()
+        oof[va] = pred
+        fold_scores.append(score(task["metric"], y[va], pred))
+        if task.get("train_score", True) and len(tr) <= 20000:
+            tr_pred = predict_encoded(pipe, X.iloc[tr], kind, n_classes)
+            train_scores.append(score(task["metric"], y[tr], tr_pred))
+        fit_times.append(t1 - t0)
+        predict_times.append(t2 - t1)
+    return {
+        "oof": oof,
+        "fold_scores": fold_scores,
+        "train_scores": train_scores,
+        "fit_time": float(np.mean(fit_times)),
+        "predict_time": float(np.mean(predict_times)),
+        "total_time": time.time() - start,
+        "n_train_rows": int(np.mean([len(tr) for tr, _ in folds])),
+    }
+
+
+def run_refit(task: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """Fit each member on every training row, weight them, save the model, predict the test rows."""
+    import joblib
+
+    schema: Schema = data["schema"]
+    X, y = data["X"], data["y"]
+    start = time.time()
+    members = []
+    hard = task.get("deadline")
+    n_members = len(task["members"])
+    for i, (model_id, family_name, params, weight) in enumerate(task["members"]):
+        member_deadline = None
+        if hard is not None:
+            member_deadline = start + (hard - start) * (i + 1) / n_members
+        pipe = build_pipeline(schema, family_name, params, len(y), task["seed"], task["n_jobs"],
+                              member_deadline)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipe.fit(X, y)
+        members.append((model_id, pipe, weight))
+    model = FittedModel(schema.task.kind, schema.task.classes, members)
+    fit_time = time.time() - start
+    out: dict[str, Any] = {"fit_time": fit_time}
+    if data.get("X_test") is not None and len(data["X_test"]):
+        t0 = time.time()
+        out["test_pred"] = model.predict_encoded(data["X_test"])
+        out["predict_time"] = time.time() - t0
+    joblib.dump(model, task["model_path"], compress=3)
+    return out
+
+
+TASKS = {"cv": run_cv, "refit": run_refit}
