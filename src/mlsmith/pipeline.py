@@ -227,7 +227,8 @@ def _fit(data: Any, config: FitConfig, t0: float, sink: Any) -> Any:
         n_folds = int(config.folds)
         if config.time_limit < 20 and n_folds > 3:
             n_folds = 3
-        if len(train_idx) * max(len(schema.features), 1) > 5_000_000 and config.time_limit < 300:
+        large = len(train_idx) * max(len(schema.features), 1) > 5_000_000 or len(train_idx) > 20_000
+        if large and config.time_limit < 120:
             n_folds = min(n_folds, 3)
         if len(train_idx) < 2 * n_folds and len(train_idx) >= 4 and n_folds == config.folds == 5:
             n_folds = max(2, len(train_idx) // 2)

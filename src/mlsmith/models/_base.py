@@ -24,14 +24,17 @@ class Capabilities:
       as categorical for the library's own handling (gradient-boosting libraries).
 
     ``relative_cost`` is the cost of fitting the default configuration relative to a logistic
-    regression on the same data; the scheduler runs cheap families first and uses it to guess
-    whether a model fits in the time left.
+    regression on the same data (measured on the public suite); the scheduler uses it to guess
+    whether a model fits in the time left. ``stops_at_deadline`` says the estimator ends its
+    fit by itself at ``BuildContext.deadline`` (boosting with a time callback), so it may start
+    with less time than it would like and return a shorter model.
     """
 
     tasks: frozenset[str]
     preprocessing: str
     relative_cost: float
     cost_grows_with_rows_squared: bool = False
+    stops_at_deadline: bool = False
 
 
 @dataclass

@@ -50,7 +50,7 @@ class RandomForestFamily(_ForestFamily):
     """Random forest (bootstrap samples, best split per feature subset)."""
 
     name = "random_forest"
-    capabilities = Capabilities(tasks=ALL_TASKS, preprocessing="tree", relative_cost=12.0)
+    capabilities = Capabilities(tasks=ALL_TASKS, preprocessing="tree", relative_cost=17.0)
 
 
 class ExtraTreesFamily(_ForestFamily):
@@ -58,4 +58,4 @@ class ExtraTreesFamily(_ForestFamily):
 
     name = "extra_trees"
     extra_trees = True
-    capabilities = Capabilities(tasks=ALL_TASKS, preprocessing="tree", relative_cost=8.0)
+    capabilities = Capabilities(tasks=ALL_TASKS, preprocessing="tree", relative_cost=15.0)

@@ -12,7 +12,7 @@ class KNNFamily(ModelFamily):
     """k-nearest neighbours on scaled features."""
 
     name = "knn"
-    capabilities = Capabilities(tasks=ALL_TASKS, preprocessing="scaled", relative_cost=2.0,
+    capabilities = Capabilities(tasks=ALL_TASKS, preprocessing="scaled", relative_cost=1.0,
                                 cost_grows_with_rows_squared=True)
 
     def build(self, params: dict[str, Any], ctx: BuildContext) -> Any:

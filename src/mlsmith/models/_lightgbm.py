@@ -74,7 +74,7 @@ class LightGBMFamily(ModelFamily):
 
     name = "lightgbm"
     requires = "lightgbm"
-    capabilities = Capabilities(tasks=ALL_TASKS, preprocessing="native", relative_cost=5.0)
+    capabilities = Capabilities(tasks=ALL_TASKS, preprocessing="native", relative_cost=4.0, stops_at_deadline=True)
 
     def build(self, params: dict[str, Any], ctx: BuildContext) -> Any:
         cls = LightGBMRegressor if ctx.task == "regression" else LightGBMClassifier
@@ -86,10 +86,10 @@ class LightGBMFamily(ModelFamily):
 
     def portfolio(self, task: str) -> list[dict[str, Any]]:
         return [
-            {"learning_rate": 0.05, "num_leaves": 31, "feature_fraction": 0.9},
+            {"learning_rate": 0.1, "num_leaves": 31, "feature_fraction": 0.9},
             {"learning_rate": 0.03, "num_leaves": 128, "min_data_in_leaf": 3,
              "feature_fraction": 0.9, "lambda_l2": 1.0},
-            {"learning_rate": 0.05, "num_leaves": 15, "extra_trees": True,
+            {"learning_rate": 0.1, "num_leaves": 15, "extra_trees": True,
              "feature_fraction": 0.7, "min_data_in_leaf": 10},
         ]
 

@@ -255,17 +255,19 @@ def _column_info(name: str, s: pd.Series, n_rows: int) -> ColumnInfo:
         info.role = "datetime"
         info.reason = "text parsed as dates"
         return info
+    # free text is checked before "unique per row": sentences are unique too, but are not keys
+    mean_words = values.str.count(r"\s+").mean() + 1
+    if mean_words >= 4 and n_unique > 0.5 * len(nonmissing) and values.str.len().mean() > 25 \
+            and not _ID_NAME.search(name):
+        info.role = "text"
+        info.reason = f"free text ({mean_words:.1f} words per value on average)"
+        return info
     if unique_per_row:
         mean_len = values.str.len().mean()
         if mean_len <= 40 or _ID_NAME.search(name):
             info.role = "id"
             info.reason = "text unique per row"
             return info
-    mean_words = values.str.count(r"\s+").mean() + 1
-    if mean_words >= 4 and n_unique > 0.5 * len(nonmissing) and values.str.len().mean() > 25:
-        info.role = "text"
-        info.reason = f"free text ({mean_words:.1f} words per value on average)"
-        return info
     info.role = "categorical"
     cats = pd.Series(values.unique())
     info.categories = sorted(cats.tolist())[:MAX_STORED_CATEGORIES]
@@ -276,13 +278,19 @@ def _column_info(name: str, s: pd.Series, n_rows: int) -> ColumnInfo:
 def infer_task(y: pd.Series, task: str | None = None) -> Task:
     """Decide binary / multiclass / regression from the target values.
 
-    Text, booleans and integers with at most 30 distinct values are class labels; other numbers
-    are a regression target (a float column with exactly two values is binary). ``task`` forces
-    the kind.
+    Text, booleans and integers with at most 30 distinct values are class labels (whole numbers
+    stored as floats count as integers); other numbers are a regression target (a float column
+    with exactly two values is binary). ``task`` forces the kind.
     """
     y = y.dropna()
     n_unique = int(y.nunique())
     numeric = pd.api.types.is_numeric_dtype(y.dtype) and not pd.api.types.is_bool_dtype(y.dtype)
+    if numeric and pd.api.types.is_float_dtype(y.dtype) and len(y) \
+            and bool(np.all(np.isfinite(y.to_numpy()))) and bool((y % 1 == 0).all()) \
+            and np.abs(y).max() < 2**53:
+        # whole numbers stored as floats (pandas' dtype for integers with missing cells) are
+        # treated like the integers they are, so a missing label does not change the task
+        y = y.astype(np.int64)
     if task is not None:
         if task not in TASKS:
             raise ConfigError(f"unknown task {task!r}: use one of {', '.join(TASKS)}."

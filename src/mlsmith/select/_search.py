@@ -34,15 +34,15 @@ log = logging.getLogger("mlsmith")
 # Order in which families are tried, by value for the time they cost on typical tables.
 PORTFOLIO_ORDER: list[tuple[str, int]] = [
     ("linear", 0),
-    ("lightgbm", 0),
     ("hist_gradient_boosting", 0),
-    ("extra_trees", 0),
-    ("lightgbm", 1),
-    ("random_forest", 0),
+    ("lightgbm", 0),
+    ("xgboost", 0),
     ("knn", 0),
     ("catboost", 0),
+    ("lightgbm", 1),
+    ("extra_trees", 0),
+    ("random_forest", 0),
     ("lightgbm", 2),
-    ("xgboost", 0),
 ]
 
 
@@ -114,19 +114,24 @@ def _baseline(y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]], task: s
 
 def _estimate(cand: Candidate, results: list[Result], families: dict[str, ModelFamily],
               n_rows: int) -> float | None:
+    """Seconds ``cand`` should take: from an earlier run of its family, else from the median
+    seconds-per-unit-of-declared-cost of the families measured so far."""
     ok = [r for r in results if r.status == "ok" and r.candidate.family in families]
     same = [r for r in ok if r.candidate.family == cand.family]
     if same:
         return max(r.total_time for r in same) * 1.5
-    ref = next((r for r in reversed(ok)), None)
-    if ref is None:
+
+    def declared(name: str) -> float:
+        cap = families[name].capabilities
+        cost = cap.relative_cost
+        if cap.cost_grows_with_rows_squared:
+            cost *= max(1.0, n_rows / 20000)
+        return cost
+
+    if not ok:
         return None
-    fam = families[cand.family].capabilities
-    ref_cap = families[ref.candidate.family].capabilities
-    ratio = fam.relative_cost / ref_cap.relative_cost
-    if fam.cost_grows_with_rows_squared:
-        ratio *= max(1.0, n_rows / 5000)
-    return max(ref.total_time, 0.05) * ratio
+    scale = float(np.median([max(r.total_time, 0.05) / declared(r.candidate.family) for r in ok]))
+    return scale * declared(cand.family)
 
 
 def run_portfolio(candidates: list[Candidate], families: dict[str, ModelFamily], worker: Worker,
@@ -140,7 +145,11 @@ def run_portfolio(candidates: list[Candidate], families: dict[str, ModelFamily],
     for cand in candidates:
         available = budget.remaining() - reserve(results)
         est = _estimate(cand, results, families, len(y))
-        if available <= 0.5 or (est is not None and est > available):
+        # a family that stops itself at the deadline may start with less than it would like
+        need = est
+        if est is not None and families[cand.family].capabilities.stops_at_deadline:
+            need = min(est, max(4.0, 0.4 * est))
+        if available <= 0.5 or (need is not None and need > available):
             why = (f"skipped: needs about {est:.1f}s, {max(available, 0):.1f}s left"
                    if est is not None else f"skipped: {max(available, 0):.1f}s left")
             results.append(Result(cand, "skipped", note=why))
