@@ -73,6 +73,27 @@ class FitConfig:
                 get_family(m)
 
 
+#: seconds per (row x feature x class) for one boosted-tree fit, measured on the public suite
+FIT_SECONDS_PER_UNIT = 2.5e-6
+
+
+def choose_folds(requested: int, n_rows: int, n_features: int, n_classes: int,
+                 time_limit: float) -> int:
+    """Fewer folds when a boosted-tree fit is expensive against the budget.
+
+    The portfolio should afford about five candidates with k folds each within 60% of the
+    budget; k falls from the requested count to 3, then 2, until it does.
+    """
+    units = n_rows * max(n_features, 1) * (n_classes if n_classes > 2 else 1)
+    fit_s = FIT_SECONDS_PER_UNIT * units
+    for k in sorted({requested, 3, 2}, reverse=True):
+        if k > requested:
+            continue
+        if 5 * k * fit_s <= 0.6 * time_limit:
+            return k
+    return min(requested, 2)
+
+
 def _default_out(source: Any) -> Path:
     stem = "fit"
     if isinstance(source, (str, os.PathLike)):
@@ -224,12 +245,8 @@ def _fit(data: Any, config: FitConfig, t0: float, sink: Any) -> Any:
         # --- split ------------------------------------------------------------------------------
         classification = kind != "regression"
         train_idx, test_idx = holdout_split(y_all, classification, config.test_size, config.seed)
-        n_folds = int(config.folds)
-        if config.time_limit < 20 and n_folds > 3:
-            n_folds = 3
-        large = len(train_idx) * max(len(schema.features), 1) > 5_000_000 or len(train_idx) > 20_000
-        if large and config.time_limit < 120:
-            n_folds = min(n_folds, 3)
+        n_folds = choose_folds(int(config.folds), len(train_idx), len(schema.features),
+                               len(schema.task.classes), config.time_limit)
         if len(train_idx) < 2 * n_folds and len(train_idx) >= 4 and n_folds == config.folds == 5:
             n_folds = max(2, len(train_idx) // 2)
         folds = make_folds(y_all[train_idx], classification, n_folds, config.seed)
@@ -250,22 +267,30 @@ def _fit(data: Any, config: FitConfig, t0: float, sink: Any) -> Any:
         save_reserve = SAVE_RESERVE_S + SAVE_RESERVE_SHARE * config.time_limit
         fold_share = len(train_idx) / max(np.mean([len(tr) for tr, _ in folds]), 1)
 
+        def refit_one(r: Any) -> float:
+            if r.candidate.family == "constant":
+                return 0.0
+            return r.fit_time * fold_share * 1.2 + r.predict_time * 0.5 + 0.2
+
+        def has_bag(r: Any) -> bool:
+            return r.bag_generation == worker.generation and worker.alive()
+
         def refit_seconds(results: list[Any], ids: list[str]) -> float:
+            """The cheapest way to ship ``ids``: a bag of fold models where one is kept."""
             by_id = {r.candidate.model_id: r for r in results}
-            total = 0.0
-            for i in ids:
-                r = by_id[i]
-                if r.candidate.family == "constant":
-                    continue
-                total += r.fit_time * fold_share * 1.2 + r.predict_time * 0.5 + 0.2
-            return total
+            return sum(0.3 if has_bag(by_id[i]) else refit_one(by_id[i]) for i in ids)
 
         def reserve(results: list[Any]) -> float:
+            # enough to refit the best model on every row when that is affordable; otherwise
+            # its fold models ship as a bag and the time goes to the search
             ok = [r for r in results if r.status == "ok" and r.candidate.family != "constant"]
             if not ok:
                 return save_reserve
-            top = sorted(ok, key=lambda r: -r.cv_mean)[:3]
-            return save_reserve + 1.0 + 1.5 * refit_seconds(results, [r.candidate.model_id for r in top])
+            best = max(ok, key=lambda r: r.cv_mean)
+            refit = refit_one(best) * 1.2
+            if has_bag(best):
+                refit = min(refit, 0.2 * config.time_limit)
+            return save_reserve + 1.0 + refit
 
         def on_event(event: str, payload: dict[str, Any]) -> None:
             payload["metric"] = metric
@@ -295,6 +320,7 @@ def _fit(data: Any, config: FitConfig, t0: float, sink: Any) -> Any:
                 attempts.append((w, r.cv_mean, f"best single model {r.candidate.model_id}"
                                  if r is ok_sorted[0] else f"fallback {r.candidate.model_id}"))
         refitted = False
+        ship_modes: dict[str, str] = {}
         for i, (w, s_cv, desc) in enumerate(attempts):
             if any(by_id[m].candidate.family == "constant" for m in w):
                 break
@@ -302,8 +328,18 @@ def _fit(data: Any, config: FitConfig, t0: float, sink: Any) -> Any:
             last = i == len(attempts) - 1
             if refit_seconds(results, list(w)) > available and not last:
                 continue
-            members = [(mid, by_id[mid].candidate.family, by_id[mid].candidate.params, wt)
-                       for mid, wt in w.items()]
+            # refit members on every row while the time allows, heaviest weight first;
+            # ship the rest as bags of their fold models
+            members = []
+            spent = 0.0
+            for mid, wt in sorted(w.items(), key=lambda kv: -kv[1]):
+                r = by_id[mid]
+                mode = "refit"
+                if has_bag(r) and spent + refit_one(r) > 0.8 * available:
+                    mode = "bag"
+                else:
+                    spent += refit_one(r)
+                members.append((mid, r.candidate.family, r.candidate.params, wt, mode))
             try:
                 res = worker.run({"kind": "refit", "data_path": data_path, "members": members,
                                   "seed": config.seed, "n_jobs": n_jobs,
@@ -312,6 +348,7 @@ def _fit(data: Any, config: FitConfig, t0: float, sink: Any) -> Any:
                                  timeout=max(available, 1.0))
                 test_pred = res.get("test_pred")
                 weights, cv_score, description = w, s_cv, desc
+                ship_modes = res.get("modes", {})
                 refitted = True
                 break
             except (TaskTimeout, TaskFailed) as exc:
@@ -340,7 +377,9 @@ def _fit(data: Any, config: FitConfig, t0: float, sink: Any) -> Any:
         test_metrics = compute_all(kind, y_test, test_pred) if test_pred is not None and len(test_idx) else {}
         chosen = {"description": description,
                   "members": [{"model": k, "family": by_id[k].candidate.family,
-                               "params": by_id[k].candidate.params, "weight": round(w, 6)}
+                               "params": by_id[k].candidate.params, "weight": round(w, 6),
+                               "fitted_on": ("every training row" if ship_modes.get(k, "refit") == "refit"
+                                             else f"bag of {n_folds} fold models")}
                               for k, w in sorted(weights.items(), key=lambda kv: -kv[1])],
                   "cv_score": cv_score if m.greater_is_better else -cv_score}
 

@@ -35,6 +35,7 @@ class Capabilities:
     relative_cost: float
     cost_grows_with_rows_squared: bool = False
     stops_at_deadline: bool = False
+    cost_grows_with_classes: bool = False
 
 
 @dataclass

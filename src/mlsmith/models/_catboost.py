@@ -71,7 +71,8 @@ class CatBoostFamily(ModelFamily):
     name = "catboost"
     requires = "catboost"
     extra = "boost"
-    capabilities = Capabilities(tasks=ALL_TASKS, preprocessing="native", relative_cost=10.0, stops_at_deadline=True)
+    capabilities = Capabilities(tasks=ALL_TASKS, preprocessing="native", relative_cost=10.0, stops_at_deadline=True,
+                                cost_grows_with_classes=True)
 
     def build(self, params: dict[str, Any], ctx: BuildContext) -> Any:
         cls = CatBoostRegressor if ctx.task == "regression" else CatBoostClassifier

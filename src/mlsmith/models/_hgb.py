@@ -12,7 +12,8 @@ class HistGradientBoostingFamily(ModelFamily):
     """scikit-learn's histogram gradient boosting, with native categorical support."""
 
     name = "hist_gradient_boosting"
-    capabilities = Capabilities(tasks=ALL_TASKS, preprocessing="native", relative_cost=2.5)
+    capabilities = Capabilities(tasks=ALL_TASKS, preprocessing="native", relative_cost=2.5,
+                                cost_grows_with_classes=True)
 
     def build(self, params: dict[str, Any], ctx: BuildContext) -> Any:
         from sklearn import ensemble

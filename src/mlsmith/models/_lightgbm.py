@@ -74,7 +74,8 @@ class LightGBMFamily(ModelFamily):
 
     name = "lightgbm"
     requires = "lightgbm"
-    capabilities = Capabilities(tasks=ALL_TASKS, preprocessing="native", relative_cost=4.0, stops_at_deadline=True)
+    capabilities = Capabilities(tasks=ALL_TASKS, preprocessing="native", relative_cost=4.0, stops_at_deadline=True,
+                                cost_grows_with_classes=True)
 
     def build(self, params: dict[str, Any], ctx: BuildContext) -> Any:
         cls = LightGBMRegressor if ctx.task == "regression" else LightGBMClassifier

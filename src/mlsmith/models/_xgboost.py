@@ -72,7 +72,8 @@ class XGBoostFamily(ModelFamily):
     name = "xgboost"
     requires = "xgboost"
     extra = "boost"
-    capabilities = Capabilities(tasks=ALL_TASKS, preprocessing="native", relative_cost=3.0, stops_at_deadline=True)
+    capabilities = Capabilities(tasks=ALL_TASKS, preprocessing="native", relative_cost=3.0, stops_at_deadline=True,
+                                cost_grows_with_classes=True)
 
     def build(self, params: dict[str, Any], ctx: BuildContext) -> Any:
         cls = XGBoostRegressor if ctx.task == "regression" else XGBoostClassifier

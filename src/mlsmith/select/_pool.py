@@ -35,11 +35,13 @@ class Worker:
         self.proc: subprocess.Popen[str] | None = None
         self._ready = False
         self._n = 0
+        self.generation = 0  # bumped at every start: state kept by an older process is gone
 
     def start(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             return
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.generation += 1
         log = open(self.workdir / "worker.log", "a")  # noqa: SIM115 - owned by the process
         env = dict(os.environ)
         env.setdefault("PYTHONWARNINGS", "ignore")
@@ -102,6 +104,9 @@ class Worker:
                     os.unlink(path + suffix)
                 except OSError:
                     pass
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def kill(self) -> None:
         if self.proc is None:

@@ -65,6 +65,7 @@ class Result:
     predict_time: float = float("nan")
     total_time: float = float("nan")
     note: str = ""
+    bag_generation: int = -1  # worker generation holding this model's fold models, if any
 
     @property
     def cv_mean(self) -> float:
@@ -113,7 +114,7 @@ def _baseline(y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]], task: s
 
 
 def _estimate(cand: Candidate, results: list[Result], families: dict[str, ModelFamily],
-              n_rows: int) -> float | None:
+              n_rows: int, n_classes: int = 1) -> float | None:
     """Seconds ``cand`` should take: from an earlier run of its family, else from the median
     seconds-per-unit-of-declared-cost of the families measured so far."""
     ok = [r for r in results if r.status == "ok" and r.candidate.family in families]
@@ -126,11 +127,15 @@ def _estimate(cand: Candidate, results: list[Result], families: dict[str, ModelF
         cost = cap.relative_cost
         if cap.cost_grows_with_rows_squared:
             cost *= max(1.0, n_rows / 20000)
+        if cap.cost_grows_with_classes and n_classes > 2:
+            cost *= n_classes / 2  # one tree per class per round
         return cost
 
     if not ok:
         return None
-    scale = float(np.median([max(r.total_time, 0.05) / declared(r.candidate.family) for r in ok]))
+    # the linear baseline is a poor guide to tree models: prefer any other measurement
+    ref = [r for r in ok if r.candidate.family != "linear"] or ok
+    scale = float(np.median([max(r.total_time, 0.05) / declared(r.candidate.family) for r in ref]))
     return scale * declared(cand.family)
 
 
@@ -141,14 +146,17 @@ def run_portfolio(candidates: list[Candidate], families: dict[str, ModelFamily],
                   on_event: Callable[[str, dict[str, Any]], None] = lambda e, d: None) -> list[Result]:
     """Cross-validate each candidate within the budget; returns every result, ok or not."""
     results = [_baseline(y, folds, task, n_classes, metric)]
+    must_run = "hist_gradient_boosting_1"
     on_event("model_end", {"result": results[0]})
     for cand in candidates:
         available = budget.remaining() - reserve(results)
-        est = _estimate(cand, results, families, len(y))
+        est = _estimate(cand, results, families, len(y), n_classes)
+        if cand.model_id == must_run and available > 1.0:
+            est = None  # the reference every user compares with always runs
         # a family that stops itself at the deadline may start with less than it would like
         need = est
         if est is not None and families[cand.family].capabilities.stops_at_deadline:
-            need = min(est, max(4.0, 0.4 * est))
+            need = min(est, max(4.0, 0.7 * est))
         if available <= 0.5 or (need is not None and need > available):
             why = (f"skipped: needs about {est:.1f}s, {max(available, 0):.1f}s left"
                    if est is not None else f"skipped: {max(available, 0):.1f}s left")
@@ -156,17 +164,29 @@ def run_portfolio(candidates: list[Candidate], families: dict[str, ModelFamily],
             on_event("model_end", {"result": results[-1]})
             continue
         on_event("model_start", {"candidate": cand, "estimate": est, "available": available})
+        # one candidate may not eat the budget: boosting stops itself at a few times its
+        # estimate, anything else is killed a little later
+        soft = available * 0.92 if est is None else min(available * 0.92, max(3.0 * est, 10.0))
+        if cand.model_id == must_run:
+            soft = available * 0.6
+        hard = available if est is None else min(available, max(4.0 * est, 20.0))
         task_spec = {"kind": "cv", "data_path": data_path, "family": cand.family,
+                     "model_id": cand.model_id,
                      "params": cand.params, "metric": metric, "seed": seed, "n_jobs": n_jobs,
-                     "deadline": budget.clock() + available * 0.92}
+                     "deadline": budget.clock() + soft}
         try:
-            out = worker.run(task_spec, timeout=available)
+            out = worker.run(task_spec, timeout=hard)
             res = Result(cand, "ok", cv_scores=out["fold_scores"], train_scores=out["train_scores"],
                          oof=out["oof"], fit_time=out["fit_time"], predict_time=out["predict_time"],
                          total_time=out["total_time"])
+            for r in results + [res]:
+                if r.candidate.model_id in out["kept_bags"]:
+                    r.bag_generation = worker.generation
+                elif r.bag_generation == worker.generation:
+                    r.bag_generation = -1
         except TaskTimeout as exc:
-            res = Result(cand, "stopped", note=f"stopped at the time limit ({exc})",
-                         total_time=available)
+            res = Result(cand, "stopped", note=f"stopped: ran past its time ({exc})",
+                         total_time=hard)
         except TaskFailed as exc:
             res = Result(cand, "failed", note=f"failed: {exc}")
             log.warning("model %s failed: %s", cand.model_id, exc)

@@ -30,8 +30,25 @@ def build_pipeline(schema: Schema, family_name: str, params: dict[str, Any], n_r
     return make_model_pipeline(prep, family.build(params, ctx))
 
 
-def run_cv(task: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    """Cross-validate one configuration; returns out-of-fold predictions and timings."""
+#: fold models of this many best candidates stay in the worker's memory, ready to ship as bags
+KEEP_BAGS = 4
+
+
+def _keep_bag(state: dict[str, Any], model_id: str, cv_score: float, pipes: list[Any]) -> list[str]:
+    bags = state.setdefault("bags", {})
+    bags[model_id] = (cv_score, pipes)
+    for mid in sorted(bags, key=lambda k: bags[k][0], reverse=True)[KEEP_BAGS:]:
+        del bags[mid]
+    return sorted(bags)
+
+
+def run_cv(task: dict[str, Any], data: dict[str, Any],
+           state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Cross-validate one configuration; returns out-of-fold predictions and timings.
+
+    The fold models of the best few candidates are kept in ``state`` so that the final model
+    can be their average (a bag) when there is no time to refit on every row.
+    """
     schema: Schema = data["schema"]
     X, y = data["X"], data["y"]
     kind = schema.task.kind
@@ -41,6 +58,7 @@ def run_cv(task: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     hard = task.get("deadline")
     oof = np.zeros((len(y), n_classes)) if kind != "regression" else np.zeros(len(y))
     fold_scores, train_scores, fit_times, predict_times = [], [], [], []
+    pipes = []
     for i, (tr, va) in enumerate(folds):
         # each fold gets its share of the time left, so a slow model still finishes every fold
         fold_deadline = None
@@ -56,13 +74,18 @@ def run_cv(task: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         pred = predict_encoded(pipe, X.iloc[va], kind, n_classes)
         t2 = time.time()
         oof[va] = pred
+        pipes.append(pipe)
         fold_scores.append(score(task["metric"], y[va], pred))
         if task.get("train_score", True) and len(tr) <= 20000:
             tr_pred = predict_encoded(pipe, X.iloc[tr], kind, n_classes)
             train_scores.append(score(task["metric"], y[tr], tr_pred))
         fit_times.append(t1 - t0)
         predict_times.append(t2 - t1)
+    kept: list[str] = []
+    if state is not None and task.get("model_id"):
+        kept = _keep_bag(state, task["model_id"], score(task["metric"], y, oof), pipes)
     return {
+        "kept_bags": kept,
         "oof": oof,
         "fold_scores": fold_scores,
         "train_scores": train_scores,
@@ -73,8 +96,32 @@ def run_cv(task: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_refit(task: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    """Fit each member on every training row, weight them, save the model, predict the test rows."""
+class BaggedModel:
+    """The fold models of one candidate, averaged: used instead of a refit when time is short."""
+
+    def __init__(self, task: str, n_classes: int, members: list[Any]) -> None:
+        self.task = task
+        self.n_classes = n_classes
+        self.members = members
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.arange(self.n_classes)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return np.mean([predict_encoded(m, X, self.task, self.n_classes) for m in self.members],
+                       axis=0)
+
+    def predict(self, X: Any) -> np.ndarray:
+        if self.task == "regression":
+            return np.mean([predict_encoded(m, X, self.task, 0) for m in self.members], axis=0)
+        return np.argmax(self.predict_proba(X), axis=1)
+
+
+def run_refit(task: dict[str, Any], data: dict[str, Any],
+              state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Fit each member on every training row (or take its bag of fold models), weight them,
+    save the model and predict the test rows."""
     import joblib
 
     schema: Schema = data["schema"]
@@ -83,7 +130,15 @@ def run_refit(task: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     members = []
     hard = task.get("deadline")
     n_members = len(task["members"])
-    for i, (model_id, family_name, params, weight) in enumerate(task["members"]):
+    bags = (state or {}).get("bags", {})
+    modes = {}
+    for i, (model_id, family_name, params, weight, mode) in enumerate(task["members"]):
+        if mode == "bag" and model_id in bags:
+            members.append((model_id, BaggedModel(schema.task.kind, len(schema.task.classes),
+                                                  bags[model_id][1]), weight))
+            modes[model_id] = "bag"
+            continue
+        modes[model_id] = "refit"
         member_deadline = None
         if hard is not None:
             member_deadline = start + (hard - start) * (i + 1) / n_members
@@ -95,7 +150,7 @@ def run_refit(task: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         members.append((model_id, pipe, weight))
     model = FittedModel(schema.task.kind, schema.task.classes, members)
     fit_time = time.time() - start
-    out: dict[str, Any] = {"fit_time": fit_time}
+    out: dict[str, Any] = {"fit_time": fit_time, "modes": modes}
     if data.get("X_test") is not None and len(data["X_test"]):
         t0 = time.time()
         out["test_pred"] = model.predict_encoded(data["X_test"])

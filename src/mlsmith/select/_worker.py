@@ -31,6 +31,7 @@ def main() -> None:
         pass
     proto.write("ready\n")
     cache: dict[str, object] = {}
+    state: dict[str, object] = {}  # fold models kept between tasks
     for line in sys.stdin:
         path = line.strip()
         if not path:
@@ -40,8 +41,9 @@ def main() -> None:
             data_path = task["data_path"]
             if data_path not in cache:
                 cache.clear()
+                state.clear()
                 cache[data_path] = joblib.load(data_path)
-            result = TASKS[task["kind"]](task, cache[data_path])  # type: ignore[arg-type]
+            result = TASKS[task["kind"]](task, cache[data_path], state)  # type: ignore[arg-type]
             tmp = path + ".out.tmp"
             joblib.dump(result, tmp)
             os.replace(tmp, path + ".out")
