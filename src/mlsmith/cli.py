@@ -80,15 +80,16 @@ def _print_summary(run: Any, n: int = 15) -> None:
     metric = run.metric
     score_col = f"cv_{metric}"
     table = Table(title=f"Leaderboard ({metric}, {run.metrics['rows']['folds']}-fold CV)")
-    for c in ("model", "status", f"cv {metric}", "train", "fit s", "predict s"):
-        table.add_column(c, overflow="fold")
+    for c in ("model", "status", f"cv {metric}", "train", "fit s", "predict s", "note"):
+        table.add_column(c, overflow="ellipsis", no_wrap=c == "note", max_width=40 if c == "note" else None)
     for _, row in board.head(n).iterrows():
         ok = row["status"] == "ok"
         cv = (f"{_fmt(row[score_col])} ± {_fmt(row[score_col + '_std'])}"
               if ok and row[score_col + "_std"] == row[score_col + "_std"] else _fmt(row[score_col]))
-        table.add_row(str(row["model"]), str(row["status"]) if ok else str(row["note"] or row["status"]),
-                      cv, _fmt(row[f"train_{metric}"]), _fmt(row["fit_time_s"]),
-                      _fmt(row["predict_time_s"]))
+        note = row["note"] if isinstance(row["note"], str) else ""
+        table.add_row(str(row["model"]), str(row["status"]), cv, _fmt(row[f"train_{metric}"]),
+                      _fmt(row["fit_time_s"]), _fmt(row["predict_time_s"]),
+                      note.removeprefix("skipped: "))
     console.print(table)
     chosen = run.metrics["chosen"]
     console.print(f"[bold]Chosen:[/bold] {chosen['description']}")

@@ -26,6 +26,8 @@ log = logging.getLogger("mlsmith")
 #: seconds kept back for writing the run directory, on top of a share of the budget
 SAVE_RESERVE_S = 1.0
 SAVE_RESERVE_SHARE = 0.02
+#: seconds to start a fresh worker process and load the data into it
+WORKER_START_S = 3.0
 
 
 @dataclass
@@ -214,7 +216,12 @@ def _fit(data: Any, config: FitConfig, t0: float, sink: Any) -> Any:
         n_missing_target = int(y_raw.isna().sum())
         if n_missing_target:
             _warn(sink, notes, f"{n_missing_target} rows with a missing target were dropped")
-            df = df.loc[y_raw.notna()].reset_index(drop=True)
+            df = df.loc[y_raw.notna()]  # the index keeps the original row numbers for errors
+            y_kept = df[config.target]
+            if pd.api.types.is_float_dtype(y_kept.dtype) and np.all(np.isfinite(y_kept)) \
+                    and bool((y_kept % 1 == 0).all()):
+                # pandas stored whole-number labels as floats only because of the missing cells
+                df[config.target] = y_kept.astype(np.int64)
         df, coerce_notes = coerce_frame(df, exclude=(config.target,))
         for n in coerce_notes:
             _warn(sink, notes, n)
@@ -280,14 +287,20 @@ def _fit(data: Any, config: FitConfig, t0: float, sink: Any) -> Any:
             by_id = {r.candidate.model_id: r for r in results}
             return sum(0.3 if has_bag(by_id[i]) else refit_one(by_id[i]) for i in ids)
 
-        def reserve(results: list[Any]) -> float:
-            # enough to refit the best model on every row when that is affordable; otherwise
-            # its fold models ship as a bag and the time goes to the search
+        def reserve(results: list[Any], full: bool = True) -> float:
+            """Time kept back from the search for the final model and saving.
+
+            ``full``: enough to refit the best model in a freshly started worker (the time a
+            killed candidate must leave). Otherwise enough to refit it when that is
+            affordable, else to ship its kept fold models as a bag.
+            """
             ok = [r for r in results if r.status == "ok" and r.candidate.family != "constant"]
             if not ok:
-                return save_reserve
+                return save_reserve + (WORKER_START_S if full else 0.0)
             best = max(ok, key=lambda r: r.cv_mean)
             refit = refit_one(best) * 1.2
+            if full:
+                return save_reserve + 1.0 + WORKER_START_S + refit
             if has_bag(best):
                 refit = min(refit, 0.2 * config.time_limit)
             return save_reserve + 1.0 + refit
@@ -387,9 +400,12 @@ def _fit(data: Any, config: FitConfig, t0: float, sink: Any) -> Any:
         sink("stage", {"stage": "save"})
         board = pd.DataFrame(leaderboard_rows(results, metric, len(y_train)))
         if len(weights) > 1:
+            sign = 1.0 if m.greater_is_better else -1.0
+            fold_scores = [sign * score(metric, y_train[va], oof_blend[va]) for _, va in folds]
             ens_row = {c: np.nan for c in board.columns}
             ens_row.update(model="ensemble", family="ensemble", origin="ensemble", status="ok",
-                           **{f"cv_{m.name}": chosen["cv_score"]},
+                           **{f"cv_{m.name}": float(np.mean(fold_scores)),
+                              f"cv_{m.name}_std": float(np.std(fold_scores))},
                            params=str({k: round(v, 3) for k, v in weights.items()}),
                            note="greedy ensemble selection; its CV score is slightly optimistic")
             board = pd.concat([pd.DataFrame([ens_row]), board], ignore_index=True)

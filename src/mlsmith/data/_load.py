@@ -166,6 +166,15 @@ def load_table(source: Any) -> pd.DataFrame:
     return df
 
 
+def row_name(index: pd.Index, pos: int) -> str:
+    """How an error names the row at position ``pos``: its 1-based number in the original table
+    when the index is the default range (possibly with rows removed), else its index label."""
+    label = index[pos]
+    if isinstance(label, (int, np.integer)) and pd.api.types.is_integer_dtype(index.dtype):
+        return f"row {int(label) + 1}"
+    return f"row {label!r}"
+
+
 def check_finite(df: pd.DataFrame, columns: list[str] | None = None) -> None:
     """Raise :class:`DataError` naming the first column and row holding an infinite value."""
     for col in columns if columns is not None else df.columns:

@@ -46,6 +46,11 @@ def _roc_auc(y: np.ndarray, p: np.ndarray) -> float:
     present = np.unique(y)
     if len(present) < 2:
         return float("nan")
+    if len(present) == 2:
+        # only two classes occur: score the second against the first
+        sub2 = p[:, present]
+        s = sub2[:, 1] / np.clip(sub2.sum(axis=1), EPS, None)
+        return float(skm.roc_auc_score(y == present[1], s))
     sub = p[:, present]
     sub = sub / np.clip(sub.sum(axis=1, keepdims=True), EPS, None)
     return float(skm.roc_auc_score(np.searchsorted(present, y), sub, multi_class="ovr",

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from mlsmith.data._load import row_name
 from mlsmith.errors import ColumnNotFoundError, DataError, did_you_mean
 from mlsmith.schema import Schema
 
@@ -53,14 +54,14 @@ def prepare_features(df: pd.DataFrame, schema: Schema, *, where: str = "the data
                 bad = parsed.isna() & s.notna()
                 if bad.any():
                     pos = int(np.flatnonzero(bad.to_numpy())[0])
-                    raise DataError(f"column {name!r} is numeric but row {pos + 1} of {where} "
+                    raise DataError(f"column {name!r} is numeric but {row_name(df.index, pos)} of {where} "
                                     f"holds the text {s.iloc[pos]!r}: fix the value, or leave "
                                     f"the cell empty to mark it missing.")
                 s = parsed
             values = s.to_numpy(dtype=np.float64, na_value=np.nan)
             inf = np.flatnonzero(np.isinf(values))
             if inf.size:
-                raise DataError(f"column {name!r} holds an infinite value at row {inf[0] + 1} of "
+                raise DataError(f"column {name!r} holds an infinite value at {row_name(df.index, int(inf[0]))} of "
                                 f"{where}: replace it with a finite value or leave it empty.")
             out[name] = pd.Series(values, index=df.index)
         elif info.role == "categorical":

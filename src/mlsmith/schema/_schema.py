@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlsmith.data._load import row_name
 from mlsmith.errors import ColumnNotFoundError, ConfigError, DataError, TargetError, did_you_mean
 
 __all__ = ["ColumnInfo", "Schema", "Task", "infer_schema", "infer_task", "TASKS", "coerce_frame"]
@@ -194,7 +195,7 @@ def coerce_frame(df: pd.DataFrame, exclude: tuple[str, ...] = ()) -> tuple[pd.Da
             bad_pos = np.flatnonzero((parsed.isna() & s.notna()).to_numpy())[0]
             bad_val = s.iloc[bad_pos]
             raise DataError(
-                f"column {col!r} is numeric but row {bad_pos + 1} holds the text {bad_val!r}: "
+                f"column {col!r} is numeric but {row_name(df.index, bad_pos)} holds the text {bad_val!r}: "
                 f"fix the value, or leave the cell empty to mark it missing.")
         if mixed_python or share >= 0.2:
             notes.append(f"column {col!r} mixes numbers and text ({share:.0%} numeric): "
@@ -279,13 +280,15 @@ def infer_task(y: pd.Series, task: str | None = None) -> Task:
     """Decide binary / multiclass / regression from the target values.
 
     Text, booleans and integers with at most 30 distinct values are class labels (whole numbers
-    stored as floats count as integers); other numbers are a regression target (a float column
-    with exactly two values is binary). ``task`` forces the kind.
+    stored as floats because some cells are missing count as integers); other numbers are a
+    regression target (a float column with exactly two values is binary). ``task`` forces the
+    kind.
     """
+    had_missing = bool(y.isna().any())
     y = y.dropna()
     n_unique = int(y.nunique())
     numeric = pd.api.types.is_numeric_dtype(y.dtype) and not pd.api.types.is_bool_dtype(y.dtype)
-    if numeric and pd.api.types.is_float_dtype(y.dtype) and len(y) \
+    if had_missing and numeric and pd.api.types.is_float_dtype(y.dtype) and len(y) \
             and bool(np.all(np.isfinite(y.to_numpy()))) and bool((y % 1 == 0).all()) \
             and np.abs(y).max() < 2**53:
         # whole numbers stored as floats (pandas' dtype for integers with missing cells) are

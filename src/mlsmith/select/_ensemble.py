@@ -45,8 +45,8 @@ def greedy_ensemble(preds: dict[str, np.ndarray], y: np.ndarray, metric: str,
     """Caruana et al. (2004) ensemble selection with replacement.
 
     Starts from the best single model and repeatedly adds the model (possibly again) whose
-    addition improves the metric of the averaged prediction most. Returns the weights (summing
-    to 1) and the ensemble's score (higher is better). The score is measured on the same
+    addition improves the metric of the averaged prediction most, and keeps the best blend seen.
+    Returns the weights (summing to 1) and the ensemble's score (higher is better). The score is measured on the same
     out-of-fold predictions the weights were chosen on, so it is slightly optimistic.
     """
     scored = sorted(((score(metric, y, p), name) for name, p in preds.items()), reverse=True)
@@ -56,6 +56,7 @@ def greedy_ensemble(preds: dict[str, np.ndarray], y: np.ndarray, metric: str,
     counts = {names[0]: 1}
     current = preds[names[0]].astype(np.float64).copy()
     best_score = scored[0][0]
+    best_counts = dict(counts)
     n = 1
     for _ in range(rounds - 1):
         best_candidate, best_candidate_score = None, -np.inf
@@ -69,11 +70,12 @@ def greedy_ensemble(preds: dict[str, np.ndarray], y: np.ndarray, metric: str,
         current = (current * n + preds[best_candidate]) / (n + 1)
         n += 1
         counts[best_candidate] = counts.get(best_candidate, 0) + 1
-        best_score = max(best_score, best_candidate_score)
-    # the final blend (not the best seen along the way) is what the weights describe
-    final_score = score(metric, y, current)
-    weights = {k: v / n for k, v in counts.items()}
-    return weights, final_score
+        if best_candidate_score > best_score + 1e-12:
+            best_score, best_counts = best_candidate_score, dict(counts)
+    # the best blend seen along the way: never worse than the best single model
+    total = sum(best_counts.values())
+    weights = {k: v / total for k, v in best_counts.items()}
+    return weights, best_score
 
 
 class FittedModel:

@@ -7,7 +7,10 @@ Rules, in order:
    cost is estimated (from an earlier run of the same family, or from the baseline's time and
    the family's declared relative cost); a candidate that would not finish in the time left,
    after keeping a reserve for the final refit and saving, is skipped. One that overruns anyway
-   is killed at the reserve line and recorded as stopped.
+   is killed at the reserve line and recorded as stopped. Since a kill also loses the fold
+   models kept for bagging, the reserve of a candidate that can be killed covers a full refit
+   of the best model in a fresh worker; boosting models, which stop themselves at their
+   deadline, only need the (smaller) reserve for shipping a bag.
 3. Greedy ensemble selection (Caruana) over the out-of-fold predictions picks weights.
 """
 
@@ -142,14 +145,17 @@ def _estimate(cand: Candidate, results: list[Result], families: dict[str, ModelF
 def run_portfolio(candidates: list[Candidate], families: dict[str, ModelFamily], worker: Worker,
                   data_path: str, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
                   task: str, n_classes: int, metric: str, seed: int, n_jobs: int, budget: Budget,
-                  reserve: Callable[[list[Result]], float],
+                  reserve: Callable[[list[Result], bool], float],
                   on_event: Callable[[str, dict[str, Any]], None] = lambda e, d: None) -> list[Result]:
     """Cross-validate each candidate within the budget; returns every result, ok or not."""
     results = [_baseline(y, folds, task, n_classes, metric)]
     must_run = "hist_gradient_boosting_1"
     on_event("model_end", {"result": results[0]})
     for cand in candidates:
-        available = budget.remaining() - reserve(results)
+        # A candidate that may be killed must leave time for a full refit in a fresh worker
+        # (a kill loses the fold models kept for bagging); one that stops itself need not.
+        stops = families[cand.family].capabilities.stops_at_deadline
+        available = budget.remaining() - reserve(results, not stops)
         est = _estimate(cand, results, families, len(y), n_classes)
         if cand.model_id == must_run and available > 1.0:
             est = None  # the reference every user compares with always runs

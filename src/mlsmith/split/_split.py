@@ -35,19 +35,39 @@ def holdout_split(y: np.ndarray, classification: bool, test_size: float,
         train, test = train_test_split(idx, test_size=test_size, random_state=seed, shuffle=True)
         return np.sort(train), np.sort(test)
     values, counts = np.unique(y, return_counts=True)
+    if counts.max() < 2:
+        raise DataError(f"every class of the target has a single row ({len(values)} classes in "
+                        f"{n} rows): nothing can be learned. Check the target column.")
     rare = values[counts < 2]
     keep = ~np.isin(y, rare)
     strat_idx = idx[keep]
     strat_y = y[keep]
     n_classes = len(np.unique(strat_y))
-    size = test_size
-    if n_classes and round(len(strat_idx) * size) < n_classes:
-        size = n_classes  # absolute: one row per class at least
-    try:
-        train, test = train_test_split(strat_idx, test_size=size, random_state=seed,
+    n_test_target = int(np.ceil(len(strat_idx) * test_size))
+    if n_test_target >= n_classes and len(strat_idx) - n_test_target >= n_classes:
+        train, test = train_test_split(strat_idx, test_size=n_test_target, random_state=seed,
                                        stratify=strat_y)
-    except ValueError:
-        train, test = train_test_split(strat_idx, test_size=test_size, random_state=seed)
+    else:
+        # too few rows for sklearn's stratification: cut each class by hand, keeping at least
+        # one row of every class in the training part
+        rng = np.random.default_rng(seed)
+        classes = np.unique(strat_y)
+        sizes = np.array([np.sum(strat_y == c) for c in classes])
+        exact = sizes * test_size
+        take = np.minimum(np.floor(exact).astype(int), sizes - 1)
+        # hand out the remaining test rows by largest remainder, never a class's last row
+        for i in np.argsort(-(exact - np.floor(exact)), kind="stable"):
+            if take.sum() >= max(n_test_target, 1):
+                break
+            if take[i] < sizes[i] - 1:
+                take[i] += 1
+        test_parts = [rng.choice(strat_idx[strat_y == c], size=k, replace=False)
+                      for c, k in zip(classes, take, strict=True) if k > 0]
+        if not test_parts:
+            raise DataError(f"only {n} rows: too few to hold out a test set of {test_size:.0%} "
+                            f"while keeping every class in training. Add rows or use --test-size 0.")
+        test = np.concatenate(test_parts)
+        train = np.setdiff1d(strat_idx, test)
     train = np.concatenate([train, idx[~keep]])
     return np.sort(train), np.sort(test)
 
