@@ -178,7 +178,8 @@ def run_portfolio(candidates: list[Candidate], families: dict[str, ModelFamily],
         hard = available if est is None else min(available, max(4.0 * est, 20.0))
         task_spec = {"kind": "cv", "data_path": data_path, "family": cand.family,
                      "model_id": cand.model_id,
-                     "params": cand.params, "metric": metric, "seed": seed, "n_jobs": n_jobs,
+                     "params": cand.params, "metric": metric, "seed": seed, "n_jobs": 1,
+                     "parallel": n_jobs,
                      "deadline": budget.clock() + soft}
         try:
             out = worker.run(task_spec, timeout=hard)

@@ -34,6 +34,19 @@ def build_pipeline(schema: Schema, family_name: str, params: dict[str, Any], n_r
 KEEP_BAGS = 4
 
 
+def _map(fn: Any, items: Any, parallel: int) -> list[Any]:
+    """``[fn(i) for i in items]``, on ``parallel`` threads. The libraries fitting the models
+    release the GIL and run single-threaded (the worker sets OMP_NUM_THREADS=1), so the folds of
+    one candidate (or the members of an ensemble) use one core each."""
+    items = list(items)
+    if parallel <= 1 or len(items) <= 1:
+        return [fn(i) for i in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        return list(pool.map(fn, items))
+
+
 def _keep_bag(state: dict[str, Any], model_id: str, cv_score: float, pipes: list[Any]) -> list[str]:
     bags = state.setdefault("bags", {})
     bags[model_id] = (cv_score, pipes)
@@ -57,13 +70,16 @@ def run_cv(task: dict[str, Any], data: dict[str, Any],
     start = time.time()
     hard = task.get("deadline")
     oof = np.zeros((len(y), n_classes)) if kind != "regression" else np.zeros(len(y))
-    fold_scores, train_scores, fit_times, predict_times = [], [], [], []
-    pipes = []
-    for i, (tr, va) in enumerate(folds):
-        # each fold gets its share of the time left, so a slow model still finishes every fold
+    parallel = max(1, min(int(task.get("parallel", 1)), len(folds)))
+    rounds = -(-len(folds) // parallel)
+
+    def one_fold(i: int) -> dict[str, Any]:
+        tr, va = folds[i]
+        # each round of folds gets its share of the time left, so a slow model still
+        # finishes every fold
         fold_deadline = None
         if hard is not None:
-            fold_deadline = start + (hard - start) * (i + 1) / len(folds)
+            fold_deadline = start + (hard - start) * (i // parallel + 1) / rounds
         pipe = build_pipeline(schema, task["family"], task["params"], len(tr), task["seed"],
                               task["n_jobs"], fold_deadline)
         t0 = time.time()
@@ -73,14 +89,22 @@ def run_cv(task: dict[str, Any], data: dict[str, Any],
         t1 = time.time()
         pred = predict_encoded(pipe, X.iloc[va], kind, n_classes)
         t2 = time.time()
-        oof[va] = pred
-        pipes.append(pipe)
-        fold_scores.append(score(task["metric"], y[va], pred))
+        out = {"pipe": pipe, "pred": pred, "score": score(task["metric"], y[va], pred),
+               "fit": t1 - t0, "predict": t2 - t1}
         if task.get("train_score", True) and len(tr) <= 20000:
             tr_pred = predict_encoded(pipe, X.iloc[tr], kind, n_classes)
-            train_scores.append(score(task["metric"], y[tr], tr_pred))
-        fit_times.append(t1 - t0)
-        predict_times.append(t2 - t1)
+            out["train"] = score(task["metric"], y[tr], tr_pred)
+        return out
+
+    outs = _map(one_fold, range(len(folds)), parallel)
+    for (_, va), o in zip(folds, outs, strict=True):
+        oof[va] = o["pred"]
+    pipes = [o["pipe"] for o in outs]
+    fold_scores = [o["score"] for o in outs]
+    train_scores = [o["train"] for o in outs if "train" in o]
+    # fold-parallel fits share the wall clock: report the time one fit costs on its own core
+    fit_times = [o["fit"] for o in outs]
+    predict_times = [o["predict"] for o in outs]
     kept: list[str] = []
     if state is not None and task.get("model_id"):
         kept = _keep_bag(state, task["model_id"], score(task["metric"], y, oof), pipes)
@@ -129,25 +153,37 @@ def run_refit(task: dict[str, Any], data: dict[str, Any],
     start = time.time()
     members = []
     hard = task.get("deadline")
-    n_members = len(task["members"])
     bags = (state or {}).get("bags", {})
     modes = {}
-    for i, (model_id, family_name, params, weight, mode) in enumerate(task["members"]):
+    fitted: dict[str, Any] = {}
+    to_refit = []
+    for model_id, family_name, params, weight, mode in task["members"]:
         if mode == "bag" and model_id in bags:
-            members.append((model_id, BaggedModel(schema.task.kind, len(schema.task.classes),
-                                                  bags[model_id][1]), weight))
+            fitted[model_id] = BaggedModel(schema.task.kind, len(schema.task.classes),
+                                           bags[model_id][1])
             modes[model_id] = "bag"
-            continue
-        modes[model_id] = "refit"
+        else:
+            modes[model_id] = "refit"
+            to_refit.append((model_id, family_name, params))
+    parallel = max(1, min(int(task.get("parallel", 1)), len(to_refit) or 1))
+    rounds = -(-len(to_refit) // parallel) if to_refit else 1
+
+    def refit_one(j: int) -> Any:
+        model_id, family_name, params = to_refit[j]
         member_deadline = None
         if hard is not None:
-            member_deadline = start + (hard - start) * (i + 1) / n_members
+            member_deadline = start + (hard - start) * (j // parallel + 1) / rounds
         pipe = build_pipeline(schema, family_name, params, len(y), task["seed"], task["n_jobs"],
                               member_deadline)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pipe.fit(X, y)
-        members.append((model_id, pipe, weight))
+        return pipe
+
+    for (model_id, _, _), pipe in zip(to_refit, _map(refit_one, range(len(to_refit)), parallel),
+                                      strict=True):
+        fitted[model_id] = pipe
+    members = [(mid, fitted[mid], weight) for mid, _, _, weight, _ in task["members"]]
     model = FittedModel(schema.task.kind, schema.task.classes, members)
     fit_time = time.time() - start
     out: dict[str, Any] = {"fit_time": fit_time, "modes": modes}
@@ -155,7 +191,7 @@ def run_refit(task: dict[str, Any], data: dict[str, Any],
         t0 = time.time()
         out["test_pred"] = model.predict_encoded(data["X_test"])
         out["predict_time"] = time.time() - t0
-    joblib.dump(model, task["model_path"], compress=3)
+    joblib.dump(model, task["model_path"])
     return out
 
 
