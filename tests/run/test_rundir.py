@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import EXAMPLES
 
 import mlsmith
 from mlsmith.errors import IntegrityError, RunDirError, TargetError
@@ -165,3 +168,36 @@ def test_failed_fit_leaves_no_staging_folder(tmp_path: Path) -> None:
     with pytest.raises(TargetError, match="single class"):
         mlsmith.fit(df, "y", time_limit=10, out=parent / "r", quiet=True, models=["linear"])
     assert list(parent.iterdir()) == []
+
+
+def _fit_command(data: Path, out: Path, limit: int) -> list[str]:
+    return [sys.executable, "-m", "mlsmith.cli", "fit", str(data), "--target", "species",
+            "--out", str(out), "--time-limit", str(limit), "--quiet", "--models", "linear,lightgbm"]
+
+
+@pytest.mark.parametrize("kill_after", [1.5, 4.0])
+def test_sigkill_never_leaves_a_run_that_loads(tmp_path: Path, kill_after: float) -> None:
+    """A fit killed with SIGKILL leaves either no run or a complete one, and the next fit to the
+    same folder clears the dead fit's staging folder."""
+    import signal
+    import subprocess
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_fit_command(EXAMPLES / "penguins.csv", out, 30),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    time.sleep(kill_after)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    if out.exists():  # the fit got as far as committing: the run must be whole
+        mlsmith.load(out)
+    else:
+        with pytest.raises(RunDirError):
+            mlsmith.load(out)
+    # the next fit to the same folder succeeds and removes the dead fit's staging folder
+    done = subprocess.run(_fit_command(EXAMPLES / "penguins.csv", out, 15), capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    mlsmith.load(out)
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]

@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-__all__ = ["BoostedClassifierMixin", "BoostedRegressorMixin", "BoostedBase"]
+from mlsmith.models._base import BuildContext, ModelFamily
+
+__all__ = ["BoostedClassifierMixin", "BoostedRegressorMixin", "BoostedBase", "BoostedFamily"]
 
 
 class BoostedBase(BaseEstimator):
@@ -112,3 +114,22 @@ class BoostedRegressorMixin(RegressorMixin):
 
     def predict(self, X: Any) -> np.ndarray:
         return np.asarray(self._predict_library(np.asarray(X, dtype=np.float64)), dtype=np.float64)
+
+
+class BoostedFamily(ModelFamily):
+    """A boosting library's family: ``build`` picks the classifier or regressor wrapper.
+
+    Subclasses set ``classifier`` and ``regressor`` (wrappers derived from :class:`BoostedBase`)
+    besides what every family declares.
+    """
+
+    classifier: type[BoostedBase]
+    regressor: type[BoostedBase]
+
+    def build(self, params: dict[str, Any], ctx: BuildContext) -> Any:
+        cls = self.regressor if ctx.task == "regression" else self.classifier
+        params = dict(params)
+        n_estimators = params.pop("n_estimators", 3000)
+        return cls(params=params, categorical_features=tuple(ctx.categorical_features),
+                   n_estimators=n_estimators, n_jobs=ctx.n_jobs, random_state=ctx.seed,
+                   deadline=ctx.deadline)

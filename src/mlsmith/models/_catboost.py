@@ -4,8 +4,13 @@ from typing import Any
 
 import numpy as np
 
-from mlsmith.models._base import BuildContext, Capabilities, ModelFamily
-from mlsmith.models._boosted import BoostedBase, BoostedClassifierMixin, BoostedRegressorMixin
+from mlsmith.models._base import Capabilities
+from mlsmith.models._boosted import (
+    BoostedBase,
+    BoostedClassifierMixin,
+    BoostedFamily,
+    BoostedRegressorMixin,
+)
 from mlsmith.models._space import Float, Int, Space
 
 ALL_TASKS = frozenset({"binary", "multiclass", "regression"})
@@ -65,22 +70,16 @@ class CatBoostRegressor(BoostedRegressorMixin, _CatBoostBase):
     """CatBoost regressor with inner early stopping and a deadline."""
 
 
-class CatBoostFamily(ModelFamily):
+class CatBoostFamily(BoostedFamily):
     """CatBoost ordered boosting with native categorical handling (``boost`` extra)."""
 
     name = "catboost"
+    classifier = CatBoostClassifier
+    regressor = CatBoostRegressor
     requires = "catboost"
     extra = "boost"
     capabilities = Capabilities(tasks=ALL_TASKS, preprocessing="native", relative_cost=10.0, stops_at_deadline=True,
                                 cost_grows_with_classes=True)
-
-    def build(self, params: dict[str, Any], ctx: BuildContext) -> Any:
-        cls = CatBoostRegressor if ctx.task == "regression" else CatBoostClassifier
-        params = dict(params)
-        n_estimators = params.pop("n_estimators", 3000)
-        return cls(params=params, categorical_features=tuple(ctx.categorical_features),
-                   n_estimators=n_estimators, n_jobs=ctx.n_jobs, random_state=ctx.seed,
-                   deadline=ctx.deadline)
 
     def portfolio(self, task: str) -> list[dict[str, Any]]:
         return [{"learning_rate": 0.08, "depth": 6}]

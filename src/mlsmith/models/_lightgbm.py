@@ -4,8 +4,13 @@ from typing import Any
 
 import numpy as np
 
-from mlsmith.models._base import BuildContext, Capabilities, ModelFamily
-from mlsmith.models._boosted import BoostedBase, BoostedClassifierMixin, BoostedRegressorMixin
+from mlsmith.models._base import Capabilities
+from mlsmith.models._boosted import (
+    BoostedBase,
+    BoostedClassifierMixin,
+    BoostedFamily,
+    BoostedRegressorMixin,
+)
 from mlsmith.models._space import Float, Int, Space
 
 ALL_TASKS = frozenset({"binary", "multiclass", "regression"})
@@ -69,21 +74,15 @@ class LightGBMRegressor(BoostedRegressorMixin, _LightGBMBase):
     """LightGBM regressor with inner early stopping and a deadline."""
 
 
-class LightGBMFamily(ModelFamily):
+class LightGBMFamily(BoostedFamily):
     """LightGBM gradient-boosted trees with native categorical handling."""
 
     name = "lightgbm"
+    classifier = LightGBMClassifier
+    regressor = LightGBMRegressor
     requires = "lightgbm"
     capabilities = Capabilities(tasks=ALL_TASKS, preprocessing="native", relative_cost=4.0, stops_at_deadline=True,
                                 cost_grows_with_classes=True)
-
-    def build(self, params: dict[str, Any], ctx: BuildContext) -> Any:
-        cls = LightGBMRegressor if ctx.task == "regression" else LightGBMClassifier
-        params = dict(params)
-        n_estimators = params.pop("n_estimators", 3000)
-        return cls(params=params, categorical_features=tuple(ctx.categorical_features),
-                   n_estimators=n_estimators, n_jobs=ctx.n_jobs, random_state=ctx.seed,
-                   deadline=ctx.deadline)
 
     def portfolio(self, task: str) -> list[dict[str, Any]]:
         return [

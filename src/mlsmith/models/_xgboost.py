@@ -4,8 +4,13 @@ from typing import Any
 
 import numpy as np
 
-from mlsmith.models._base import BuildContext, Capabilities, ModelFamily
-from mlsmith.models._boosted import BoostedBase, BoostedClassifierMixin, BoostedRegressorMixin
+from mlsmith.models._base import Capabilities
+from mlsmith.models._boosted import (
+    BoostedBase,
+    BoostedClassifierMixin,
+    BoostedFamily,
+    BoostedRegressorMixin,
+)
 from mlsmith.models._space import Float, Int, Space
 
 ALL_TASKS = frozenset({"binary", "multiclass", "regression"})
@@ -66,22 +71,16 @@ class XGBoostRegressor(BoostedRegressorMixin, _XGBoostBase):
     """XGBoost regressor with inner early stopping and a deadline."""
 
 
-class XGBoostFamily(ModelFamily):
+class XGBoostFamily(BoostedFamily):
     """XGBoost gradient-boosted trees (``boost`` extra)."""
 
     name = "xgboost"
+    classifier = XGBoostClassifier
+    regressor = XGBoostRegressor
     requires = "xgboost"
     extra = "boost"
     capabilities = Capabilities(tasks=ALL_TASKS, preprocessing="native", relative_cost=3.0, stops_at_deadline=True,
                                 cost_grows_with_classes=True)
-
-    def build(self, params: dict[str, Any], ctx: BuildContext) -> Any:
-        cls = XGBoostRegressor if ctx.task == "regression" else XGBoostClassifier
-        params = dict(params)
-        n_estimators = params.pop("n_estimators", 3000)
-        return cls(params=params, categorical_features=tuple(ctx.categorical_features),
-                   n_estimators=n_estimators, n_jobs=ctx.n_jobs, random_state=ctx.seed,
-                   deadline=ctx.deadline)
 
     def portfolio(self, task: str) -> list[dict[str, Any]]:
         return [{"eta": 0.05, "max_depth": 6, "subsample": 0.9, "colsample_bytree": 0.9}]

@@ -1,5 +1,6 @@
 """The run directory and the Run object."""
 
+from mlsmith.run._run import Run, load
 from mlsmith.run._rundir import (
     MANIFEST,
     RunWriter,
@@ -9,7 +10,6 @@ from mlsmith.run._rundir import (
     read_manifest,
     verify,
 )
-from mlsmith.run._run import Run, load
 
 __all__ = ["Run", "load", "RunWriter", "MANIFEST", "check_destination", "is_run_dir",
            "library_versions", "read_manifest", "verify"]

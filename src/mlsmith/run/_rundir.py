@@ -78,6 +78,25 @@ def check_destination(path: Path) -> None:
                           f"choose another folder or empty it first.")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_staging(destination: Path) -> None:
+    """Delete staging folders that killed fits left beside ``destination``."""
+    prefix = f".{destination.name}.staging-"
+    for p in destination.parent.glob(prefix + "*"):
+        pid_text = p.name[len(prefix):].split("-", 1)[0]
+        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
 class RunWriter:
     """Writes a run into a staging folder, then moves it into place with :meth:`commit`."""
 
@@ -85,8 +104,9 @@ class RunWriter:
         self.destination = Path(destination).absolute()
         check_destination(self.destination)
         self.destination.parent.mkdir(parents=True, exist_ok=True)
-        self.staging = Path(tempfile.mkdtemp(prefix=f".{self.destination.name}.staging-",
-                                             dir=self.destination.parent))
+        _remove_stale_staging(self.destination)
+        self.staging = Path(tempfile.mkdtemp(
+            prefix=f".{self.destination.name}.staging-{os.getpid()}-", dir=self.destination.parent))
         self.timings: dict[str, float] = {}
 
     def path(self, name: str) -> Path:

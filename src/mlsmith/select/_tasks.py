@@ -157,7 +157,7 @@ def run_refit(task: dict[str, Any], data: dict[str, Any],
     modes = {}
     fitted: dict[str, Any] = {}
     to_refit = []
-    for model_id, family_name, params, weight, mode in task["members"]:
+    for model_id, family_name, params, _weight, mode in task["members"]:
         if mode == "bag" and model_id in bags:
             fitted[model_id] = BaggedModel(schema.task.kind, len(schema.task.classes),
                                            bags[model_id][1])
