@@ -61,6 +61,7 @@ def test_scaled_recipe(data) -> None:
 
 def test_native_recipe_flags_categoricals(data) -> None:
     schema, X, y = data
+    schema.n_rows = 1000  # ten rows per level or more: both text columns go native
     ct, cat_idx = build_preprocessor(schema, "native")
     out = ct.fit_transform(X, y)
     names = list(ct.get_feature_names_out())
@@ -68,6 +69,16 @@ def test_native_recipe_flags_categoricals(data) -> None:
     # missing values are kept for the library to handle
     assert np.isnan(out[:, names.index("num__num")]).sum() == X["num"].isna().sum()
     assert np.isnan(out[:, names.index("ordinal__cat")]).sum() == X["cat"].isna().sum()
+
+
+def test_native_recipe_target_encodes_near_unique_categories(data) -> None:
+    """30 levels in 60 rows is a name, not a category: native handling would overfit it."""
+    schema, X, y = data
+    ct, cat_idx = build_preprocessor(schema, "native")
+    ct.fit(X, y)
+    names = list(ct.get_feature_names_out())
+    assert [names[i] for i in cat_idx] == ["ordinal__cat"]
+    assert any(n.startswith("target_enc__many") for n in names)
 
 
 def test_tree_recipe_has_no_missing_values(data) -> None:

@@ -20,22 +20,28 @@ class HistGradientBoostingFamily(ModelFamily):
 
         cls = (ensemble.HistGradientBoostingRegressor if ctx.task == "regression"
                else ensemble.HistGradientBoostingClassifier)
+        # unset parameters take scikit-learn's defaults, so the first portfolio entry is exactly
+        # the "HistGradientBoosting with defaults" every user compares with
         return cls(
             learning_rate=params.get("learning_rate", 0.1),
-            max_iter=params.get("max_iter", 300),
+            max_iter=params.get("max_iter", 100),
             max_leaf_nodes=params.get("max_leaf_nodes", 31),
             min_samples_leaf=params.get("min_samples_leaf", 20),
             l2_regularization=params.get("l2_regularization", 0.0),
             max_features=params.get("max_features", 1.0),
-            early_stopping=True,
+            early_stopping=params.get("early_stopping", "auto"),
             validation_fraction=0.1,
-            n_iter_no_change=params.get("n_iter_no_change", 15),
+            n_iter_no_change=params.get("n_iter_no_change", 10),
             categorical_features=ctx.categorical_features or None,
             random_state=ctx.seed,
         )
 
     def portfolio(self, task: str) -> list[dict[str, Any]]:
-        return [{"learning_rate": 0.1, "max_leaf_nodes": 31, "max_iter": 300}]
+        return [
+            {},  # scikit-learn's defaults
+            {"learning_rate": 0.05, "max_iter": 1000, "early_stopping": True,
+             "n_iter_no_change": 20, "min_samples_leaf": 10},
+        ]
 
     def search_space(self, task: str) -> Space:
         return {

@@ -24,6 +24,8 @@ __all__ = ["DatetimeExpander", "build_preprocessor", "ONEHOT_MAX_LEVELS", "NATIV
 ONEHOT_MAX_LEVELS = 20
 #: categoricals with at most this many levels are handed to a library's native categorical support
 NATIVE_MAX_LEVELS = 250
+#: ... and only when there are at least this many rows per level on average
+MIN_ROWS_PER_LEVEL = 10
 
 DATETIME_PARTS = ("year", "month", "day", "weekday", "hour")
 
@@ -89,8 +91,12 @@ def build_preprocessor(schema: Schema, recipe: str, seed: int = 0) -> tuple[Colu
                 TargetEncoder(target_type=target_type, random_state=seed), StandardScaler()), high))
     elif recipe in ("tree", "native"):
         native = recipe == "native"
-        low = [c for c in text_cats if levels[c] <= NATIVE_MAX_LEVELS]
-        high = [c for c in text_cats if levels[c] > NATIVE_MAX_LEVELS]
+        # a level needs rows behind it: near-unique categories (names, codes) overfit as
+        # native categoricals and are target-encoded instead
+        max_levels = min(NATIVE_MAX_LEVELS, max(schema.n_rows // MIN_ROWS_PER_LEVEL, 2)) \
+            if schema.n_rows else NATIVE_MAX_LEVELS
+        low = [c for c in text_cats if levels[c] <= max_levels]
+        high = [c for c in text_cats if levels[c] > max_levels]
         if low:
             if native:
                 enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,

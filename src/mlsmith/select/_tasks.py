@@ -72,6 +72,9 @@ def run_cv(task: dict[str, Any], data: dict[str, Any],
     oof = np.zeros((len(y), n_classes)) if kind != "regression" else np.zeros(len(y))
     parallel = max(1, min(int(task.get("parallel", 1)), len(folds)))
     rounds = -(-len(folds) // parallel)
+    # fully grown forests weigh hundreds of MB per fold on large tables: their fold models are
+    # dropped as soon as they have predicted, and such a candidate is refit if chosen
+    heavy = get_family(task["family"]).capabilities.preprocessing == "tree" and len(y) > 5000
 
     def one_fold(i: int) -> dict[str, Any]:
         tr, va = folds[i]
@@ -89,11 +92,13 @@ def run_cv(task: dict[str, Any], data: dict[str, Any],
         t1 = time.time()
         pred = predict_encoded(pipe, X.iloc[va], kind, n_classes)
         t2 = time.time()
-        out = {"pipe": pipe, "pred": pred, "score": score(task["metric"], y[va], pred),
-               "fit": t1 - t0, "predict": t2 - t1}
         if task.get("train_score", True) and len(tr) <= 20000:
-            tr_pred = predict_encoded(pipe, X.iloc[tr], kind, n_classes)
-            out["train"] = score(task["metric"], y[tr], tr_pred)
+            train_score = score(task["metric"], y[tr], predict_encoded(pipe, X.iloc[tr], kind,
+                                                                       n_classes))
+        else:
+            train_score = None
+        out = {"pipe": None if heavy else pipe, "pred": pred, "train": train_score, "score": score(task["metric"], y[va], pred),
+               "fit": t1 - t0, "predict": t2 - t1}
         return out
 
     outs = _map(one_fold, range(len(folds)), parallel)
@@ -101,12 +106,12 @@ def run_cv(task: dict[str, Any], data: dict[str, Any],
         oof[va] = o["pred"]
     pipes = [o["pipe"] for o in outs]
     fold_scores = [o["score"] for o in outs]
-    train_scores = [o["train"] for o in outs if "train" in o]
+    train_scores = [o["train"] for o in outs if o["train"] is not None]
     # fold-parallel fits share the wall clock: report the time one fit costs on its own core
     fit_times = [o["fit"] for o in outs]
     predict_times = [o["predict"] for o in outs]
-    kept: list[str] = []
-    if state is not None and task.get("model_id"):
+    kept: list[str] = sorted((state or {}).get("bags", {}))
+    if state is not None and task.get("model_id") and not heavy:
         kept = _keep_bag(state, task["model_id"], score(task["metric"], y, oof), pipes)
     return {
         "kept_bags": kept,
