@@ -10,6 +10,7 @@ from mlsmith.models._hgb import HistGradientBoostingFamily
 from mlsmith.models._knn import KNNFamily
 from mlsmith.models._lightgbm import LightGBMFamily
 from mlsmith.models._linear import LinearFamily
+from mlsmith.models._neural import NeuralFamily
 from mlsmith.models._space import Choice, Float, Int, Space, sample_space
 from mlsmith.models._xgboost import XGBoostFamily
 
@@ -27,6 +28,7 @@ ALIASES = {
     "hgb": "hist_gradient_boosting", "histgb": "hist_gradient_boosting",
     "lgbm": "lightgbm", "lgb": "lightgbm",
     "xgb": "xgboost", "cat": "catboost",
+    "nn": "neural", "mlp": "neural", "resmlp": "neural",
 }
 
 
@@ -37,7 +39,8 @@ def register(family: ModelFamily) -> ModelFamily:
 
 
 for _f in (LinearFamily(), KNNFamily(), RandomForestFamily(), ExtraTreesFamily(),
-           HistGradientBoostingFamily(), LightGBMFamily(), XGBoostFamily(), CatBoostFamily()):
+           HistGradientBoostingFamily(), LightGBMFamily(), XGBoostFamily(), CatBoostFamily(),
+           NeuralFamily()):
     register(_f)
 
 
@@ -56,11 +59,13 @@ def get_family(name: str) -> ModelFamily:
 
 
 def families_for(task: str, names: list[str] | None = None) -> list[ModelFamily]:
-    """The families to try for ``task``: the named ones, or every installed one."""
+    """The families to try for ``task``: the named ones, or every installed one that is part of
+    the default portfolio (a family whose accuracy has not been benchmarked yet is opt-in)."""
     if names:
         fams = [get_family(n) for n in names]
         unsupported = [f.name for f in fams if not f.supports(task)]
         if unsupported:
             raise ConfigError(f"model(s) {', '.join(unsupported)} do not support {task}.")
         return list(dict.fromkeys(fams))
-    return [f for f in REGISTRY.values() if f.available() and f.supports(task)]
+    return [f for f in REGISTRY.values()
+            if f.available() and f.supports(task) and f.in_default_portfolio]

@@ -64,6 +64,8 @@ class ModelFamily(ABC):
     capabilities: Capabilities
     requires: str | None = None
     extra: str | None = None
+    #: tried by default; False makes the family opt-in (``--models NAME``)
+    in_default_portfolio: bool = True
 
     def available(self) -> bool:
         return self.requires is None or importlib.util.find_spec(self.requires) is not None
