@@ -204,6 +204,8 @@ def run_mlsmith(job: Job, train: pd.DataFrame, test_X: pd.DataFrame) -> Predicti
             test_size=0.0,
             quiet=True,
             out=out,
+            # e.g. MLSMITH_BENCH_MODELS=neural measures one family alone (the neural benchmark)
+            models=os.environ.get("MLSMITH_BENCH_MODELS") or None,
         )
         if job.is_classification:
             proba = run.predict_proba(test_X)
