@@ -65,7 +65,13 @@ def setup(info: DistInfo, device: torch.device, timeout_s: float = 600.0) -> Dis
 def teardown(info: DistInfo) -> None:
     """Leave the process group if :func:`setup` joined it."""
     if info.started_here and dist.is_initialized():
-        dist.destroy_process_group()
+        # every rank reaches this point before any tears the group down: a rank that leaves
+        # while another still talks to it aborts gloo ("terminate called without an active
+        # exception")
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def wrap(model: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
