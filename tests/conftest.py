@@ -186,3 +186,14 @@ def cli():
 def leftovers(folder: Path) -> list[str]:
     """Entries of ``folder`` (hidden ones too): used to prove a failed fit left nothing behind."""
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+# --- CI: a skip is a failure ------------------------------------------------------------------
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: Any, call: Any) -> Any:
+    """With CI=true a skipped test fails: CI must have every package and service a test needs."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") == "true" and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true: {report.longrepr}"

@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from sklearn.base import clone  # noqa: E402
-from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+from sklearn.utils.estimator_checks import estimator_checks_generator  # noqa: E402
 
 from mlsmith.models import BuildContext, sample_space  # noqa: E402
 from mlsmith.models._neural import (  # noqa: E402
@@ -37,7 +37,21 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@parametrize_with_checks([NeuralClassifier(**SMALL), NeuralRegressor(**SMALL)])
+def _check_name(check) -> str:  # type: ignore[no-untyped-def]
+    return getattr(check, "func", check).__name__
+
+
+# The array-API checks only apply to estimators that declare array-API support, which these
+# (numpy float64 in, torch inside) do not: scikit-learn would skip them, and CI treats a skip
+# as a failure, so they are left out of the list instead.
+_CHECKS = [(est, check)
+           for est in (NeuralClassifier(**SMALL), NeuralRegressor(**SMALL))
+           for est, check in estimator_checks_generator(est, legacy=True)
+           if "array_api" not in _check_name(check)]
+
+
+@pytest.mark.parametrize("estimator,check", _CHECKS,
+                         ids=[f"{type(e).__name__}-{_check_name(c)}" for e, c in _CHECKS])
 def test_sklearn_contract(estimator, check) -> None:  # type: ignore[no-untyped-def]
     """Every scikit-learn estimator check passes (none is listed as an expected failure)."""
     check(estimator)
