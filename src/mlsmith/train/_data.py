@@ -140,7 +140,26 @@ class _BatchOrder:
         return length * self.world_size / self.global_rows(step)
 
 
-class TensorBatches:
+class _Ordered:
+    """Batches whose order a :class:`_BatchOrder` decides: the common accessors."""
+
+    order: _BatchOrder
+
+    @property
+    def n_rows(self) -> int:
+        return self.order.n_rows
+
+    def set_epoch(self, epoch: int) -> None:
+        self.order.set_epoch(epoch)
+
+    def rank_weight(self, step: int) -> float:
+        return self.order.rank_weight(step)
+
+    def __len__(self) -> int:
+        return self.order.n_steps
+
+
+class TensorBatches(_Ordered):
     """Batches of in-memory tensors, cut by slicing whole tensors on the training device.
 
     Parameters
@@ -162,19 +181,6 @@ class TensorBatches:
         self.tensors = tuple(t.to(self.device) for t in tensors)
         self.order = _BatchOrder(len(self.tensors[0]), batch_size, shuffle, seed, rank,
                                  world_size, drop_last)
-
-    @property
-    def n_rows(self) -> int:
-        return self.order.n_rows
-
-    def set_epoch(self, epoch: int) -> None:
-        self.order.set_epoch(epoch)
-
-    def rank_weight(self, step: int) -> float:
-        return self.order.rank_weight(step)
-
-    def __len__(self) -> int:
-        return self.order.n_steps
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         perm = self.order.permutation()
@@ -206,7 +212,7 @@ class _ShardedBatchSampler(Sampler[list[int]]):
                 yield perm[start:start + length].tolist()
 
 
-class DatasetBatches:
+class DatasetBatches(_Ordered):
     """A map-style torch ``Dataset`` batched by a ``DataLoader`` in the seeded, sharded order."""
 
     def __init__(self, dataset: Dataset[Any], batch_size: int, shuffle: bool = True, seed: int = 0,
@@ -220,19 +226,6 @@ class DatasetBatches:
         self.order = _BatchOrder(n, batch_size, shuffle, seed, rank, world_size, drop_last)
         self.loader = DataLoader(dataset, batch_sampler=_ShardedBatchSampler(self.order),
                                  num_workers=num_workers, pin_memory=pin_memory)
-
-    @property
-    def n_rows(self) -> int:
-        return self.order.n_rows
-
-    def set_epoch(self, epoch: int) -> None:
-        self.order.set_epoch(epoch)
-
-    def rank_weight(self, step: int) -> float:
-        return self.order.rank_weight(step)
-
-    def __len__(self) -> int:
-        return self.order.n_steps
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.loader)
