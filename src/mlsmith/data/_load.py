@@ -175,7 +175,8 @@ def row_name(index: pd.Index, pos: int) -> str:
     return f"row {label!r}"
 
 
-def check_finite(df: pd.DataFrame, columns: list[str] | None = None) -> None:
+def check_finite(df: pd.DataFrame, columns: list[str] | None = None,
+                 where: str | None = None) -> None:
     """Raise :class:`DataError` naming the first column and row holding an infinite value."""
     for col in columns if columns is not None else df.columns:
         s = df[col]
@@ -184,6 +185,6 @@ def check_finite(df: pd.DataFrame, columns: list[str] | None = None) -> None:
             bad = np.flatnonzero(np.isinf(values))
             if bad.size:
                 raise DataError(
-                    f"column {col!r} holds an infinite value at row {bad[0] + 1} "
-                    f"({bad.size} in all): replace infinities with a finite value, or leave the "
-                    f"cells empty to mark them missing.")
+                    f"column {col!r} holds an infinite value at {row_name(df.index, int(bad[0]))}"
+                    f"{f' of {where}' if where else ''} ({bad.size} in all): replace infinities "
+                    f"with a finite value, or leave the cells empty to mark them missing.")

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from mlsmith.data._load import row_name
+from mlsmith.data._load import check_finite, row_name
 from mlsmith.errors import ColumnNotFoundError, DataError, did_you_mean
 from mlsmith.schema import Schema
 
@@ -58,12 +58,7 @@ def prepare_features(df: pd.DataFrame, schema: Schema, *, where: str = "the data
                                     f"holds the text {s.iloc[pos]!r}: fix the value, or leave "
                                     f"the cell empty to mark it missing.")
                 s = parsed
-            values = s.to_numpy(dtype=np.float64, na_value=np.nan)
-            inf = np.flatnonzero(np.isinf(values))
-            if inf.size:
-                raise DataError(f"column {name!r} holds an infinite value at {row_name(df.index, int(inf[0]))} of "
-                                f"{where}: replace it with a finite value or leave it empty.")
-            out[name] = pd.Series(values, index=df.index)
+            out[name] = pd.Series(s.to_numpy(dtype=np.float64, na_value=np.nan), index=df.index)
         elif info.role == "categorical":
             values = s.astype(object)
             mask = values.isna()
@@ -77,4 +72,6 @@ def prepare_features(df: pd.DataFrame, schema: Schema, *, where: str = "the data
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     out[name] = pd.to_datetime(s, errors="coerce", format="mixed")
-    return pd.DataFrame(out, index=df.index)
+    frame = pd.DataFrame(out, index=df.index)
+    check_finite(frame, where=where)
+    return frame

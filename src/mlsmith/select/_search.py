@@ -27,7 +27,7 @@ import numpy as np
 from mlsmith.metrics import get_metric, score
 from mlsmith.models import ModelFamily
 from mlsmith.select._budget import Budget
-from mlsmith.select._ensemble import greedy_ensemble
+from mlsmith.select._ensemble import blend, greedy_ensemble
 from mlsmith.select._pool import TaskFailed, TaskTimeout, Worker
 
 __all__ = ["Candidate", "Result", "plan_candidates", "run_portfolio", "choose_final"]
@@ -250,8 +250,6 @@ def choose_final(results: list[Result], y: np.ndarray, metric: str,
         weights.pop(drop)
         total = sum(weights.values())
         weights = {k: v / total for k, v in weights.items()}
-        from mlsmith.select._ensemble import blend
-
         ens_score = score(metric, y, blend([preds[k] for k in weights], list(weights.values())))
     if len(weights) > 1 and _relative_gain(metric, max(best_oof_score, single_choice[1]),
                                            ens_score) >= MIN_ENSEMBLE_GAIN \
