@@ -268,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
+        sys.stderr.write("interrupted: run the same command again to continue where the fit stopped\n")
         return 130
     except BrokenPipeError:
         return 0

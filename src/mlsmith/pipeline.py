@@ -168,296 +168,525 @@ def fit(data: Any, target: str, *, time_limit: float = 120.0, out: str | os.Path
             sink.close()
 
 
+def _fault(point: str) -> None:
+    """Fault injection for the crash tests: ``MLSMITH_FAULT=<point>`` kills the fit here."""
+    if os.environ.get("MLSMITH_FAULT") == point:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _fingerprint(data: Any, config: FitConfig) -> dict[str, Any]:
+    """What must match for a fit to resume an interrupted one: the configuration and the data."""
+    cfg = asdict(config)
+    for k in ("out", "n_jobs"):
+        cfg.pop(k, None)
+    if isinstance(data, (str, os.PathLike)):
+        p = Path(data)
+        try:
+            st = p.stat()
+            ident: Any = {"path": str(p.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+        except OSError:
+            ident = {"path": str(p)}
+    else:
+        try:
+            frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+            ident = {"frame": int(pd.util.hash_pandas_object(frame, index=False).sum()),
+                     "shape": list(frame.shape), "columns": [str(c) for c in frame.columns]}
+        except Exception:  # noqa: BLE001 - an exotic frame: never resume from it
+            ident = {"object": id(data)}
+    return {"config": cfg, "data": ident, "format": 1}
+
+
+@dataclass
+class FitState:
+    """What the stages of one fit share. Each stage reads what earlier ones recorded here."""
+
+    config: FitConfig
+    out: Path
+    writer: Any
+    worker: Any
+    budget: Any
+    sink: Any
+    t0: float
+    spent_before: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    # load / schema
+    df: Any = None
+    n_loaded: int = 0
+    n_missing_target: int = 0
+    schema: Any = None
+    kind: str = ""
+    metric: str = ""
+    X_all: Any = None
+    y_all: Any = None
+    # split
+    train_idx: Any = None
+    test_idx: Any = None
+    folds: Any = None
+    n_folds: int = 0
+    X_train: Any = None
+    y_train: Any = None
+    X_test: Any = None
+    y_test: Any = None
+    data_path: str = ""
+    n_jobs: int = 1
+    # search / final model
+    results: list[Any] = field(default_factory=list)
+    weights: dict[str, float] = field(default_factory=dict)
+    cv_score: float = float("nan")
+    description: str = ""
+    ship_modes: dict[str, str] = field(default_factory=dict)
+    test_pred: Any = None
+    model: Any = None
+    # evaluate
+    oof_blend: Any = None
+    cv_metrics: dict[str, float] = field(default_factory=dict)
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    chosen: dict[str, Any] = field(default_factory=dict)
+
+    def warn(self, message: str) -> None:
+        _warn(self.sink, self.notes, message)
+
+    def stage(self, name: str, detail: str | None = None) -> None:
+        self.checkpoint()
+        self.sink("stage", {"stage": name, **({"detail": detail} if detail else {})})
+
+    def mark(self, name: str) -> None:
+        """Close the timing of stage ``name``."""
+        self.timings[name] = time.time() - self.t0 - sum(self.timings.values())
+
+    def checkpoint(self) -> None:
+        """Remember the time used so far, so a resumed fit counts it against the budget."""
+        self.writer.record_spent(self.spent_before + time.time() - self.t0)
+
+    @property
+    def by_id(self) -> dict[str, Any]:
+        return {r.candidate.model_id: r for r in self.results}
+
+
 def _fit(data: Any, config: FitConfig, t0: float, sink: Any) -> Any:
-    import joblib
-
-    from mlsmith.data import load_table
-    from mlsmith.metrics import compute_all, default_metric, get_metric, score
-    from mlsmith.models import families_for
-    from mlsmith.preprocess import prepare_features
+    from mlsmith.errors import MlsmithError
     from mlsmith.run import RunWriter, check_destination
-    from mlsmith.run._run import Run
-    from mlsmith.schema import coerce_frame, infer_schema
-    from mlsmith.select import (
-        Budget,
-        FittedModel,
-        choose_final,
-        leaderboard_rows,
-        plan_candidates,
-        run_portfolio,
-    )
-    from mlsmith.select._ensemble import blend
-    from mlsmith.select._pool import TaskFailed, TaskTimeout, Worker
-    from mlsmith.split import holdout_split, make_folds
+    from mlsmith.select import Budget
+    from mlsmith.select._pool import Worker
 
-    budget = Budget(config.time_limit, start=t0)
     out = Path(config.out) if config.out else _default_out(data)
     check_destination(out)
-    notes: list[str] = []
-    timings: dict[str, float] = {}
-    sink("start", {"time_limit": config.time_limit, "t0": t0, "out": str(out)})
-
-    writer = RunWriter(out)
+    writer = RunWriter(out, fingerprint=_fingerprint(data, config))
+    spent_before = writer.spent() if writer.resumed else 0.0
+    budget = Budget(config.time_limit, start=t0 - spent_before)
+    sink("start", {"time_limit": config.time_limit, "t0": t0 - spent_before, "out": str(out)})
     worker = Worker(writer.path("scratch"))
+    state = FitState(config=config, out=out, writer=writer, worker=worker, budget=budget,
+                     sink=sink, t0=t0, spent_before=spent_before)
+    if writer.resumed:
+        state.warn(f"resuming an interrupted fit to {out}: {spent_before:.1f}s already spent")
     try:
         worker.start()  # imports overlap with loading
-        # --- load ------------------------------------------------------------------------------
-        sink("stage", {"stage": "load"})
-        df = load_table(data)
-        if config.target not in df.columns:
-            from mlsmith.errors import ColumnNotFoundError, did_you_mean
-
-            raise ColumnNotFoundError(f"target column {config.target!r} not found."
-                                      + did_you_mean(config.target, df.columns)
-                                      + f" The table has {len(df.columns)} columns.")
-        n_loaded = len(df)
-        y_raw = df[config.target]
-        if y_raw.isna().all():
-            raise TargetError(f"the target column {config.target!r} has no values: every row is missing.")
-        n_missing_target = int(y_raw.isna().sum())
-        if n_missing_target:
-            _warn(sink, notes, f"{n_missing_target} rows with a missing target were dropped")
-            df = df.loc[y_raw.notna()]  # the index keeps the original row numbers for errors
-            y_kept = df[config.target]
-            if pd.api.types.is_float_dtype(y_kept.dtype) and np.all(np.isfinite(y_kept)) \
-                    and bool((y_kept % 1 == 0).all()):
-                # pandas stored whole-number labels as floats only because of the missing cells
-                df[config.target] = y_kept.astype(np.int64)
-        df, coerce_notes = coerce_frame(df, exclude=(config.target,))
-        for n in coerce_notes:
-            _warn(sink, notes, n)
-        timings["load"] = time.time() - t0
-
-        # --- schema + task -----------------------------------------------------------------------
-        sink("stage", {"stage": "schema"})
-        schema, schema_notes = infer_schema(df, config.target, task=config.task,
-                                            drop=tuple(config.drop))
-        for n in schema_notes:
-            _warn(sink, notes, n)
-        kind = schema.task.kind
-        metric = config.metric or default_metric(kind)
-        get_metric(metric, kind)
-        X_all = prepare_features(df, schema, where="the training data", warn_extra=False)
-        if kind == "regression":
-            y_all = pd.to_numeric(df[config.target], errors="coerce").to_numpy(dtype=np.float64)
-            if not np.all(np.isfinite(y_all)):
-                raise TargetError(f"the target {config.target!r} holds infinite or non-numeric "
-                                  f"values: fix them or drop those rows.")
-        else:
-            lookup = {v: i for i, v in enumerate(schema.task.classes)}
-            y_all = df[config.target].map(lookup).to_numpy(dtype=np.int64)
-        schema.n_rows = len(df)
-        log.info("task %s (%s), metric %s", kind, schema.task.reason, metric)
-        sink("stage", {"stage": "split", "detail": f"{kind}, metric {metric}"})
-
-        # --- split ------------------------------------------------------------------------------
-        classification = kind != "regression"
-        train_idx, test_idx = holdout_split(y_all, classification, config.test_size, config.seed)
-        n_jobs = config.n_jobs or os.cpu_count() or 1
-        n_folds = choose_folds(int(config.folds), len(train_idx), len(schema.features),
-                               len(schema.task.classes), config.time_limit, n_jobs)
-        if len(train_idx) < 2 * n_folds and len(train_idx) >= 4 and n_folds == config.folds == 5:
-            n_folds = max(2, len(train_idx) // 2)
-        folds = make_folds(y_all[train_idx], classification, n_folds, config.seed)
-        X_train, y_train = X_all.iloc[train_idx].reset_index(drop=True), y_all[train_idx]
-        X_test, y_test = X_all.iloc[test_idx].reset_index(drop=True), y_all[test_idx]
-        n_classes = len(schema.task.classes)
-        data_path = str(writer.path("scratch/data.joblib"))
-        joblib.dump({"schema": schema, "X": X_train, "y": y_train, "folds": folds,
-                     "X_test": X_test, "y_test": y_test}, data_path)
-        timings["prepare"] = time.time() - t0 - timings["load"]
-
-        # --- search -----------------------------------------------------------------------------
-        sink("stage", {"stage": "search", "detail": f"{n_folds}-fold CV"})
-        families = families_for(kind, config.models)
-        fam_map = {f.name: f for f in families}
-        candidates = plan_candidates(families, kind)
-        save_reserve = SAVE_RESERVE_S + SAVE_RESERVE_SHARE * config.time_limit
-        fold_share = len(train_idx) / max(np.mean([len(tr) for tr, _ in folds]), 1)
-
-        def refit_one(r: Any) -> float:
-            if r.candidate.family == "constant":
-                return 0.0
-            return r.fit_time * fold_share * 1.2 + r.predict_time * 0.5 + 0.2
-
-        def has_bag(r: Any) -> bool:
-            return r.bag_generation == worker.generation and worker.alive()
-
-        def refit_seconds(results: list[Any], ids: list[str]) -> float:
-            """The cheapest way to ship ``ids``: a bag of fold models where one is kept."""
-            by_id = {r.candidate.model_id: r for r in results}
-            return sum(0.3 if has_bag(by_id[i]) else refit_one(by_id[i]) for i in ids)
-
-        def reserve(results: list[Any], full: bool = True) -> float:
-            """Time kept back from the search for the final model and saving.
-
-            ``full``: enough to refit the best model in a freshly started worker (the time a
-            killed candidate must leave). Otherwise enough to refit it when that is
-            affordable, else to ship its kept fold models as a bag.
-            """
-            ok = [r for r in results if r.status == "ok" and r.candidate.family != "constant"]
-            if not ok:
-                return save_reserve + (WORKER_START_S if full else 0.0)
-            best = max(ok, key=lambda r: r.cv_mean)
-            refit = refit_one(best) * 1.2
-            if full:
-                return save_reserve + 1.0 + WORKER_START_S + refit
-            if has_bag(best) and n_folds >= 4:
-                # a bag of 4+ fold models is nearly as good as a refit: keep less back
-                refit = min(refit, 0.2 * config.time_limit)
-            return save_reserve + 1.0 + refit
-
-        def on_event(event: str, payload: dict[str, Any]) -> None:
-            payload["metric"] = metric
-            payload["sign"] = 1.0 if get_metric(metric).greater_is_better else -1.0
-            sink(event, payload)
-
-        results = run_portfolio(candidates, fam_map, worker, data_path, y_train, folds, kind,
-                                n_classes, metric, config.seed, n_jobs, budget, reserve, on_event)
-        timings["search"] = time.time() - t0 - sum(timings.values())
-
-        # --- ensemble + refit ---------------------------------------------------------------------
-        sink("stage", {"stage": "refit"})
-        by_id = {r.candidate.model_id: r for r in results}
-        available = budget.remaining() - save_reserve
-        weights, cv_score, description = choose_final(
-            results, y_train, metric, lambda ids: refit_seconds(results, ids), available,
-            ensemble=config.ensemble)
-        model_path = writer.path("model.joblib")
-        test_pred = None
-        model = None
-        attempts: list[tuple[dict[str, float], float, str]] = [(weights, cv_score, description)]
-        ok_sorted = sorted((r for r in results if r.status == "ok"
-                            and r.candidate.family != "constant"), key=lambda r: -r.cv_mean)
-        for r in ok_sorted[:1] + [r for r in ok_sorted if r.candidate.family == "linear"][:1]:
-            w = {r.candidate.model_id: 1.0}
-            if all(w != a[0] for a in attempts):
-                attempts.append((w, r.cv_mean, f"best single model {r.candidate.model_id}"
-                                 if r is ok_sorted[0] else f"fallback {r.candidate.model_id}"))
-        refitted = False
-        ship_modes: dict[str, str] = {}
-        for i, (w, s_cv, desc) in enumerate(attempts):
-            if any(by_id[m].candidate.family == "constant" for m in w):
-                break
-            available = budget.remaining() - save_reserve
-            last = i == len(attempts) - 1
-            if refit_seconds(results, list(w)) > available and not last:
-                continue
-            # refit members on every row while the time allows, heaviest weight first;
-            # ship the rest as bags of their fold models
-            members = []
-            spent = 0.0
-            for mid, wt in sorted(w.items(), key=lambda kv: -kv[1]):
-                r = by_id[mid]
-                mode = "refit"
-                # members refit side by side, one per core
-                if has_bag(r) and spent + refit_one(r) / n_jobs > 0.8 * available:
-                    mode = "bag"
-                else:
-                    spent += refit_one(r) / n_jobs
-                members.append((mid, r.candidate.family, r.candidate.params, wt, mode))
-            try:
-                res = worker.run({"kind": "refit", "data_path": data_path, "members": members,
-                                  "seed": config.seed, "n_jobs": 1, "parallel": n_jobs,
-                                  "model_path": str(model_path),
-                                  "deadline": budget.clock() + max(available, 0.5) * 0.9},
-                                 timeout=max(available, 1.0))
-                test_pred = res.get("test_pred")
-                weights, cv_score, description = w, s_cv, desc
-                ship_modes = res.get("modes", {})
-                refitted = True
-                break
-            except (TaskTimeout, TaskFailed) as exc:
-                _warn(sink, notes, f"refit of {desc} did not finish ({exc})")
-        if not refitted:
-            weights, description = {"constant_baseline": 1.0}, "constant baseline (fallback)"
-            cv_score = score(metric, y_train, by_id["constant_baseline"].oof)
-        if "constant_baseline" in weights:
-            from sklearn.dummy import DummyClassifier, DummyRegressor
-
-            dummy = DummyRegressor() if kind == "regression" else DummyClassifier(strategy="prior")
-            dummy.fit(np.zeros((len(y_train), 1)), y_train)
-            model = FittedModel(kind, schema.task.classes, [("constant_baseline", dummy, 1.0)])
-            joblib.dump(model, model_path)
-            if len(test_idx):
-                test_pred = model.predict_encoded(np.zeros((len(test_idx), 1)))
-        worker.close()
-        timings["refit"] = time.time() - t0 - sum(timings.values())
-
-        # --- evaluate ---------------------------------------------------------------------------
-        sink("stage", {"stage": "evaluate"})
-        m = get_metric(metric)
-        oof_blend = blend([by_id[k].oof for k in weights], list(weights.values()))
-        cv_score = score(metric, y_train, oof_blend)
-        cv_metrics = compute_all(kind, y_train, oof_blend)
-        test_metrics = compute_all(kind, y_test, test_pred) if test_pred is not None and len(test_idx) else {}
-        chosen = {"description": description,
-                  "members": [{"model": k, "family": by_id[k].candidate.family,
-                               "params": by_id[k].candidate.params, "weight": round(w, 6),
-                               "fitted_on": ("every training row" if ship_modes.get(k, "refit") == "refit"
-                                             else f"bag of {n_folds} fold models")}
-                              for k, w in sorted(weights.items(), key=lambda kv: -kv[1])],
-                  "cv_score": cv_score if m.greater_is_better else -cv_score}
-
-        # --- save -------------------------------------------------------------------------------
-        sink("stage", {"stage": "save"})
-        board = pd.DataFrame(leaderboard_rows(results, metric, len(y_train)))
-        if len(weights) > 1:
-            sign = 1.0 if m.greater_is_better else -1.0
-            fold_scores = [sign * score(metric, y_train[va], oof_blend[va]) for _, va in folds]
-            ens_row = {c: np.nan for c in board.columns}
-            ens_row.update(model="ensemble", family="ensemble", origin="ensemble", status="ok",
-                           **{f"cv_{m.name}": float(np.mean(fold_scores)),
-                              f"cv_{m.name}_std": float(np.std(fold_scores))},
-                           params=str({k: round(v, 3) for k, v in weights.items()}),
-                           note="greedy ensemble selection; its CV score is slightly optimistic")
-            board = pd.concat([pd.DataFrame([ens_row]), board], ignore_index=True)
-        buf = io.StringIO()
-        board.to_csv(buf, index=False)
-        writer.write_text("leaderboard.csv", buf.getvalue())
-        fold_of_row = np.zeros(len(y_train), dtype=np.int64)
-        for i, (_, va) in enumerate(folds):
-            fold_of_row[va] = i
-        oof = {"y": y_train, "fold": fold_of_row}
-        for r in results:
-            if r.oof is not None:
-                oof[f"model__{r.candidate.model_id}"] = r.oof
-        oof_buf = io.BytesIO()
-        np.savez_compressed(oof_buf, **oof)
-        writer.write_bytes("oof_predictions.npz", oof_buf.getvalue())
-        split_buf = io.BytesIO()
-        np.savez_compressed(split_buf, train_index=train_idx, test_index=test_idx)
-        writer.write_bytes("splits.npz", split_buf.getvalue())
-        writer.write_json("schema.json", schema.to_dict())
-        cfg = asdict(config)
-        cfg.update(metric=metric, task=kind, folds=n_folds, out=str(out))
-        writer.write_json("config.json", cfg)
-        elapsed = time.time() - t0
-        timings["save"] = elapsed - sum(timings.values())
-        metrics_doc = {
-            "metric": metric,
-            "greater_is_better": m.greater_is_better,
-            "chosen": chosen,
-            "cv": cv_metrics,
-            "test": test_metrics,
-            "rows": {"loaded": n_loaded, "missing_target_dropped": n_missing_target,
-                     "train": int(len(train_idx)), "test": int(len(test_idx)), "folds": n_folds},
-            "timings_s": {k: round(v, 3) for k, v in timings.items()},
-            "notes": notes,
-        }
-        writer.write_json("metrics.json", metrics_doc)
-        path = writer.commit(cfg, extra={"elapsed_s": round(time.time() - t0, 3),
-                                         "time_limit_s": config.time_limit})
-        sink("done", {"elapsed": time.time() - t0, "chosen": description, "out": str(path)})
-        from mlsmith.run import read_manifest
-
-        run = Run(path, read_manifest(path))
-        if model is not None:
-            run._model = model
-        return run
-    except BaseException:
+        stage_load(state, data)
+        stage_schema(state)
+        stage_split(state)
+        stage_search(state)
+        stage_final(state)
+        stage_evaluate(state)
+        return stage_save(state)
+    except MlsmithError:
+        # a user error: nothing is left behind
         worker.kill()
         writer.abort()
         raise
+    except BaseException:
+        # a crash or Ctrl-C: the staging folder stays, and the same command resumes from it
+        worker.kill()
+        try:
+            state.checkpoint()
+        except OSError:
+            pass
+        raise
     finally:
         worker.kill()
+
+
+def stage_load(state: FitState, data: Any) -> None:
+    """Read the table, check the target, drop rows without one, coerce column types."""
+    from mlsmith.data import load_table
+    from mlsmith.schema import coerce_frame
+
+    config = state.config
+    state.stage("load")
+    _fault("load")
+    df = load_table(data)
+    if config.target not in df.columns:
+        from mlsmith.errors import ColumnNotFoundError, did_you_mean
+
+        raise ColumnNotFoundError(f"target column {config.target!r} not found."
+                                  + did_you_mean(config.target, df.columns)
+                                  + f" The table has {len(df.columns)} columns.")
+    state.n_loaded = len(df)
+    y_raw = df[config.target]
+    if y_raw.isna().all():
+        raise TargetError(f"the target column {config.target!r} has no values: every row is missing.")
+    state.n_missing_target = int(y_raw.isna().sum())
+    if state.n_missing_target:
+        state.warn(f"{state.n_missing_target} rows with a missing target were dropped")
+        df = df.loc[y_raw.notna()]  # the index keeps the original row numbers for errors
+        y_kept = df[config.target]
+        if pd.api.types.is_float_dtype(y_kept.dtype) and np.all(np.isfinite(y_kept)) \
+                and bool((y_kept % 1 == 0).all()):
+            # pandas stored whole-number labels as floats only because of the missing cells
+            df[config.target] = y_kept.astype(np.int64)
+    df, coerce_notes = coerce_frame(df, exclude=(config.target,))
+    for n in coerce_notes:
+        state.warn(n)
+    state.df = df
+    state.mark("load")
+
+
+def stage_schema(state: FitState) -> None:
+    """Column roles, the task and its metric; the feature frame and the encoded target."""
+    from mlsmith.metrics import default_metric, get_metric
+    from mlsmith.preprocess import prepare_features
+    from mlsmith.schema import infer_schema
+
+    config, df = state.config, state.df
+    state.stage("schema")
+    schema, schema_notes = infer_schema(df, config.target, task=config.task,
+                                        drop=tuple(config.drop))
+    for n in schema_notes:
+        state.warn(n)
+    kind = schema.task.kind
+    metric = config.metric or default_metric(kind)
+    get_metric(metric, kind)
+    X_all = prepare_features(df, schema, where="the training data", warn_extra=False)
+    if kind == "regression":
+        y_all = pd.to_numeric(df[config.target], errors="coerce").to_numpy(dtype=np.float64)
+        if not np.all(np.isfinite(y_all)):
+            raise TargetError(f"the target {config.target!r} holds infinite or non-numeric "
+                              f"values: fix them or drop those rows.")
+    else:
+        lookup = {v: i for i, v in enumerate(schema.task.classes)}
+        y_all = df[config.target].map(lookup).to_numpy(dtype=np.int64)
+    schema.n_rows = len(df)
+    log.info("task %s (%s), metric %s", kind, schema.task.reason, metric)
+    state.schema, state.kind, state.metric = schema, kind, metric
+    state.X_all, state.y_all = X_all, y_all
+
+
+def stage_split(state: FitState) -> None:
+    """Cut the test rows first, then the cross-validation folds of the rest."""
+    import joblib
+
+    from mlsmith.split import holdout_split, make_folds
+
+    config, schema = state.config, state.schema
+    state.stage("split", f"{state.kind}, metric {state.metric}")
+    classification = state.kind != "regression"
+    y_all = state.y_all
+    train_idx, test_idx = holdout_split(y_all, classification, config.test_size, config.seed)
+    state.n_jobs = n_jobs = config.n_jobs or os.cpu_count() or 1
+    n_folds = choose_folds(int(config.folds), len(train_idx), len(schema.features),
+                           len(schema.task.classes), config.time_limit, n_jobs)
+    if len(train_idx) < 2 * n_folds and len(train_idx) >= 4 and n_folds == config.folds == 5:
+        n_folds = max(2, len(train_idx) // 2)
+    state.folds = make_folds(y_all[train_idx], classification, n_folds, config.seed)
+    state.n_folds = n_folds
+    state.train_idx, state.test_idx = train_idx, test_idx
+    state.X_train = state.X_all.iloc[train_idx].reset_index(drop=True)
+    state.y_train = y_all[train_idx]
+    state.X_test = state.X_all.iloc[test_idx].reset_index(drop=True)
+    state.y_test = y_all[test_idx]
+    state.data_path = str(state.writer.path("scratch/data.joblib"))
+    joblib.dump({"schema": schema, "X": state.X_train, "y": state.y_train, "folds": state.folds,
+                 "X_test": state.X_test, "y_test": state.y_test}, state.data_path)
+    state.mark("prepare")
+
+
+# --- search --------------------------------------------------------------------------------------
+def _refit_one(state: FitState, r: Any) -> float:
+    """Seconds to refit candidate result ``r`` on every training row."""
+    if r.candidate.family == "constant":
+        return 0.0
+    fold_share = len(state.train_idx) / max(np.mean([len(tr) for tr, _ in state.folds]), 1)
+    return r.fit_time * fold_share * 1.2 + r.predict_time * 0.5 + 0.2
+
+
+def _has_bag(state: FitState, r: Any) -> bool:
+    return r.bag_generation == state.worker.generation and state.worker.alive()
+
+
+def _refit_seconds(state: FitState, ids: list[str]) -> float:
+    """The cheapest way to ship ``ids``: a bag of fold models where one is kept."""
+    by_id = state.by_id
+    return sum(0.3 if _has_bag(state, by_id[i]) else _refit_one(state, by_id[i]) for i in ids)
+
+
+def _save_reserve(config: FitConfig) -> float:
+    return SAVE_RESERVE_S + SAVE_RESERVE_SHARE * config.time_limit
+
+
+def _reserve(state: FitState, results: list[Any], full: bool = True) -> float:
+    """Time kept back from the search for the final model and saving.
+
+    ``full``: enough to refit the best model in a freshly started worker (the time a killed
+    candidate must leave). Otherwise enough to refit it when that is affordable, else to ship
+    its kept fold models as a bag.
+    """
+    save_reserve = _save_reserve(state.config)
+    ok = [r for r in results if r.status == "ok" and r.candidate.family != "constant"]
+    if not ok:
+        return save_reserve + (WORKER_START_S if full else 0.0)
+    best = max(ok, key=lambda r: r.cv_mean)
+    refit = _refit_one(state, best) * 1.2
+    if full:
+        return save_reserve + 1.0 + WORKER_START_S + refit
+    if _has_bag(state, best) and state.n_folds >= 4:
+        # a bag of 4+ fold models is nearly as good as a refit: keep less back
+        refit = min(refit, 0.2 * state.config.time_limit)
+    return save_reserve + 1.0 + refit
+
+
+def _load_done(state: FitState) -> dict[str, Any]:
+    """Results of candidates an interrupted attempt of this fit finished (resume)."""
+    import joblib
+
+    done: dict[str, Any] = {}
+    folder = state.writer.staging / "state" / "results"
+    for p in sorted(folder.glob("*.joblib")) if folder.is_dir() else []:
+        try:
+            r = joblib.load(p)
+        except Exception:  # noqa: BLE001 - a file cut short by the kill: run it again
+            continue
+        r.bag_generation = -1  # the fold models died with the old worker
+        done[r.candidate.model_id] = r
+    return done
+
+
+def _store_result(state: FitState, r: Any) -> None:
+    """Record a finished candidate at once, so a killed fit does not run it again."""
+    import joblib
+
+    if r.status not in ("ok", "failed") or r.candidate.family == "constant":
+        return  # skipped or stopped candidates depend on the time left: decide again
+    path = state.writer.path(f"state/results/{r.candidate.model_id}.joblib")
+    tmp = path.with_name(f".{path.name}.tmp")
+    joblib.dump(r, tmp)
+    os.replace(tmp, path)
+
+
+def stage_search(state: FitState) -> None:
+    """Cross-validate the default portfolio within the budget (resuming finished candidates)."""
+    from mlsmith.metrics import get_metric
+    from mlsmith.models import families_for
+    from mlsmith.select import plan_candidates, run_portfolio
+
+    config = state.config
+    state.stage("search", f"{state.n_folds}-fold CV")
+    families = families_for(state.kind, config.models)
+    fam_map = {f.name: f for f in families}
+    candidates = plan_candidates(families, state.kind)
+    done = _load_done(state)
+    n_trials = [0]
+
+    def on_event(event: str, payload: dict[str, Any]) -> None:
+        payload["metric"] = state.metric
+        payload["sign"] = 1.0 if get_metric(state.metric).greater_is_better else -1.0
+        if event == "model_end":
+            r = payload["result"]
+            if r.candidate.model_id not in done:
+                _store_result(state, r)
+            state.checkpoint()
+            if r.status == "ok" and r.candidate.family != "constant":
+                n_trials[0] += 1
+                _fault(f"trial:{n_trials[0]}")
+        state.sink(event, payload)
+
+    state.results = run_portfolio(
+        candidates, fam_map, state.worker, state.data_path, state.y_train, state.folds,
+        state.kind, len(state.schema.task.classes), state.metric, config.seed, state.n_jobs,
+        state.budget, lambda results, full=True: _reserve(state, results, full), on_event,
+        done=done)
+    state.mark("search")
+
+
+# --- final model ---------------------------------------------------------------------------------
+def stage_final(state: FitState) -> None:
+    """Choose the shipped model (ensemble or single) and refit it on every training row."""
+    import joblib
+
+    from mlsmith.metrics import score
+    from mlsmith.select import FittedModel, choose_final
+    from mlsmith.select._pool import TaskFailed, TaskTimeout
+
+    config, budget, worker = state.config, state.budget, state.worker
+    state.stage("refit")
+    _fault("refit")
+    results, by_id = state.results, state.by_id
+    save_reserve = _save_reserve(config)
+    available = budget.remaining() - save_reserve
+    weights, cv_score, description = choose_final(
+        results, state.y_train, state.metric, lambda ids: _refit_seconds(state, ids), available,
+        ensemble=config.ensemble)
+    model_path = state.writer.path("model.joblib")
+    attempts: list[tuple[dict[str, float], float, str]] = [(weights, cv_score, description)]
+    ok_sorted = sorted((r for r in results if r.status == "ok"
+                        and r.candidate.family != "constant"), key=lambda r: -r.cv_mean)
+    for r in ok_sorted[:1] + [r for r in ok_sorted if r.candidate.family == "linear"][:1]:
+        w = {r.candidate.model_id: 1.0}
+        if all(w != a[0] for a in attempts):
+            attempts.append((w, r.cv_mean, f"best single model {r.candidate.model_id}"
+                             if r is ok_sorted[0] else f"fallback {r.candidate.model_id}"))
+    refitted = False
+    n_jobs = state.n_jobs
+    for i, (w, s_cv, desc) in enumerate(attempts):
+        if any(by_id[m].candidate.family == "constant" for m in w):
+            break
+        available = budget.remaining() - save_reserve
+        last = i == len(attempts) - 1
+        if _refit_seconds(state, list(w)) > available and not last:
+            continue
+        # refit members on every row while the time allows, heaviest weight first;
+        # ship the rest as bags of their fold models
+        members = []
+        spent = 0.0
+        for mid, wt in sorted(w.items(), key=lambda kv: -kv[1]):
+            r = by_id[mid]
+            mode = "refit"
+            # members refit side by side, one per core
+            if _has_bag(state, r) and spent + _refit_one(state, r) / n_jobs > 0.8 * available:
+                mode = "bag"
+            else:
+                spent += _refit_one(state, r) / n_jobs
+            members.append((mid, r.candidate.family, r.candidate.params, wt, mode))
+        try:
+            res = worker.run({"kind": "refit", "data_path": state.data_path, "members": members,
+                              "seed": config.seed, "n_jobs": 1, "parallel": n_jobs,
+                              "model_path": str(model_path),
+                              "deadline": budget.clock() + max(available, 0.5) * 0.9},
+                             timeout=max(available, 1.0))
+            state.test_pred = res.get("test_pred")
+            weights, cv_score, description = w, s_cv, desc
+            state.ship_modes = res.get("modes", {})
+            refitted = True
+            break
+        except (TaskTimeout, TaskFailed) as exc:
+            state.warn(f"refit of {desc} did not finish ({exc})")
+    if not refitted:
+        weights, description = {"constant_baseline": 1.0}, "constant baseline (fallback)"
+        cv_score = score(state.metric, state.y_train, by_id["constant_baseline"].oof)
+    if "constant_baseline" in weights:
+        from sklearn.dummy import DummyClassifier, DummyRegressor
+
+        dummy = (DummyRegressor() if state.kind == "regression"
+                 else DummyClassifier(strategy="prior"))
+        dummy.fit(np.zeros((len(state.y_train), 1)), state.y_train)
+        state.model = FittedModel(state.kind, state.schema.task.classes,
+                                  [("constant_baseline", dummy, 1.0)])
+        joblib.dump(state.model, model_path)
+        if len(state.test_idx):
+            state.test_pred = state.model.predict_encoded(np.zeros((len(state.test_idx), 1)))
+    worker.close()
+    state.weights, state.cv_score, state.description = weights, cv_score, description
+    state.mark("refit")
+
+
+# --- evaluate ------------------------------------------------------------------------------------
+def stage_evaluate(state: FitState) -> None:
+    """Score the out-of-fold blend and, once, the test rows."""
+    from mlsmith.metrics import compute_all, get_metric, score
+    from mlsmith.select._ensemble import blend
+
+    state.stage("evaluate")
+    by_id, weights, metric, y_train = state.by_id, state.weights, state.metric, state.y_train
+    m = get_metric(metric)
+    oof_blend = blend([by_id[k].oof for k in weights], list(weights.values()))
+    state.cv_score = score(metric, y_train, oof_blend)
+    state.oof_blend = oof_blend
+    state.cv_metrics = compute_all(state.kind, y_train, oof_blend)
+    state.test_metrics = (compute_all(state.kind, state.y_test, state.test_pred)
+                          if state.test_pred is not None and len(state.test_idx) else {})
+    state.chosen = {
+        "description": state.description,
+        "members": [{"model": k, "family": by_id[k].candidate.family,
+                     "params": by_id[k].candidate.params, "weight": round(w, 6),
+                     "fitted_on": ("every training row"
+                                   if state.ship_modes.get(k, "refit") == "refit"
+                                   else f"bag of {state.n_folds} fold models")}
+                    for k, w in sorted(weights.items(), key=lambda kv: -kv[1])],
+        "cv_score": state.cv_score if m.greater_is_better else -state.cv_score}
+    state.mark("evaluate")
+
+
+# --- save ----------------------------------------------------------------------------------------
+def stage_save(state: FitState) -> Any:
+    """Write the run directory's files and commit it in one rename."""
+    from mlsmith.metrics import get_metric, score
+    from mlsmith.run import read_manifest
+    from mlsmith.run._run import Run
+    from mlsmith.select import leaderboard_rows
+
+    config, writer, metric = state.config, state.writer, state.metric
+    state.stage("save")
+    _fault("save")
+    m = get_metric(metric)
+    results, weights, y_train, folds = state.results, state.weights, state.y_train, state.folds
+    board = pd.DataFrame(leaderboard_rows(results, metric, len(y_train)))
+    if len(weights) > 1:
+        sign = 1.0 if m.greater_is_better else -1.0
+        oof_blend = state.oof_blend
+        fold_scores = [sign * score(metric, y_train[va], oof_blend[va]) for _, va in folds]
+        ens_row = {c: np.nan for c in board.columns}
+        ens_row.update(model="ensemble", family="ensemble", origin="ensemble", status="ok",
+                       **{f"cv_{m.name}": float(np.mean(fold_scores)),
+                          f"cv_{m.name}_std": float(np.std(fold_scores))},
+                       params=str({k: round(v, 3) for k, v in weights.items()}),
+                       note="greedy ensemble selection; its CV score is slightly optimistic")
+        board = pd.concat([pd.DataFrame([ens_row]), board], ignore_index=True)
+    buf = io.StringIO()
+    board.to_csv(buf, index=False)
+    writer.write_text("leaderboard.csv", buf.getvalue())
+    fold_of_row = np.zeros(len(y_train), dtype=np.int64)
+    for i, (_, va) in enumerate(folds):
+        fold_of_row[va] = i
+    oof = {"y": y_train, "fold": fold_of_row}
+    for r in results:
+        if r.oof is not None:
+            oof[f"model__{r.candidate.model_id}"] = r.oof
+    oof_buf = io.BytesIO()
+    np.savez_compressed(oof_buf, **oof)
+    writer.write_bytes("oof_predictions.npz", oof_buf.getvalue())
+    split_buf = io.BytesIO()
+    np.savez_compressed(split_buf, train_index=state.train_idx, test_index=state.test_idx)
+    writer.write_bytes("splits.npz", split_buf.getvalue())
+    if state.test_pred is not None and len(state.test_idx):
+        pred_buf = io.BytesIO()
+        np.savez_compressed(pred_buf, y=state.y_test, pred=np.asarray(state.test_pred))
+        writer.write_bytes("test_predictions.npz", pred_buf.getvalue())
+    writer.write_json("schema.json", state.schema.to_dict())
+    cfg = asdict(config)
+    cfg.update(metric=metric, task=state.kind, folds=state.n_folds, out=str(state.out))
+    writer.write_json("config.json", cfg)
+    state.mark("save")
+    elapsed = time.time() - state.t0 + state.spent_before
+    metrics_doc = {
+        "metric": metric,
+        "greater_is_better": m.greater_is_better,
+        "chosen": state.chosen,
+        "cv": state.cv_metrics,
+        "test": state.test_metrics,
+        "rows": {"loaded": state.n_loaded, "missing_target_dropped": state.n_missing_target,
+                 "train": int(len(state.train_idx)), "test": int(len(state.test_idx)),
+                 "folds": state.n_folds},
+        "timings_s": {k: round(v, 3) for k, v in state.timings.items()},
+        "resumed_after_s": round(state.spent_before, 3) if state.spent_before else None,
+        "notes": state.notes,
+    }
+    writer.write_json("metrics.json", metrics_doc)
+    path = writer.commit(cfg, extra={"elapsed_s": round(elapsed, 3),
+                                     "time_limit_s": config.time_limit})
+    state.sink("done", {"elapsed": elapsed, "chosen": state.description, "out": str(path)})
+    run = Run(path, read_manifest(path))
+    if state.model is not None:
+        run._model = state.model
+    return run

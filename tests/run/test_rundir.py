@@ -26,7 +26,7 @@ from mlsmith.run import (
 )
 
 EXPECTED_FILES = {"config.json", "leaderboard.csv", "metrics.json", "model.joblib",
-                  "oof_predictions.npz", "schema.json", "splits.npz"}
+                  "oof_predictions.npz", "schema.json", "splits.npz", "test_predictions.npz"}
 
 
 def test_manifest_lists_every_file_with_its_hash(penguins_run) -> None:
@@ -116,7 +116,7 @@ def test_not_a_run(tmp_path: Path) -> None:
 def test_writer_commits_atomically(tmp_path: Path) -> None:
     dest = tmp_path / "run"
     w = RunWriter(dest)
-    assert w.staging.parent == tmp_path and w.staging.name.startswith(".run.staging-")
+    assert w.staging.parent == tmp_path and w.staging.name == ".run.partial"
     w.write_json("a.json", {"x": np.int64(3), "arr": np.arange(2)})
     w.write_text("sub/b.txt", "hello")
     w.write_bytes("scratch/big.bin", b"0" * 10)

@@ -89,7 +89,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _remove_stale_staging(destination: Path) -> None:
-    """Delete staging folders that killed fits left beside ``destination``."""
+    """Delete staging folders of the old, per-process kind that killed fits left behind."""
     prefix = f".{destination.name}.staging-"
     for p in destination.parent.glob(prefix + "*"):
         pid_text = p.name[len(prefix):].split("-", 1)[0]
@@ -97,17 +97,60 @@ def _remove_stale_staging(destination: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-class RunWriter:
-    """Writes a run into a staging folder, then moves it into place with :meth:`commit`."""
+#: files of the staging folder that describe the fit in progress; removed at commit
+OWNER, FINGERPRINT, SPENT = ".owner", ".fingerprint.json", ".spent.json"
+#: folders of the staging folder that exist only while the fit runs
+TRANSIENT = ("scratch", "state")
 
-    def __init__(self, destination: Path) -> None:
+
+class RunWriter:
+    """Writes a run into a staging folder, then moves it into place with :meth:`commit`.
+
+    The staging folder ``.<name>.partial`` beside the destination is also the fit's memory: when
+    a fit is killed (SIGKILL, Ctrl-C, a crash) it stays, and the next fit to the same
+    destination with the same ``fingerprint`` (configuration and data) resumes from it —
+    :attr:`resumed` is then true and :meth:`spent` gives the seconds the earlier attempts used.
+    A different fingerprint discards it. A live fit holding the folder is an error.
+    """
+
+    def __init__(self, destination: Path, fingerprint: dict[str, Any] | None = None) -> None:
         self.destination = Path(destination).absolute()
         check_destination(self.destination)
         self.destination.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_staging(self.destination)
-        self.staging = Path(tempfile.mkdtemp(
-            prefix=f".{self.destination.name}.staging-{os.getpid()}-", dir=self.destination.parent))
+        self.staging = self.destination.parent / f".{self.destination.name}.partial"
         self.timings: dict[str, float] = {}
+        self.resumed = False
+        self.discarded = False
+        key = json.dumps(fingerprint or {}, sort_keys=True, default=_json_default)
+        if self.staging.is_dir():
+            owner = self._read(OWNER)
+            if isinstance(owner, int) and owner != os.getpid() and _pid_alive(owner):
+                raise RunDirError(f"another fit (process {owner}) is writing {self.destination}: "
+                                  f"wait for it to finish, or choose another --out.")
+            if fingerprint is not None and self._read(FINGERPRINT) == json.loads(key):
+                self.resumed = True
+            else:
+                shutil.rmtree(self.staging, ignore_errors=True)
+                self.discarded = True
+        self.staging.mkdir(exist_ok=True)
+        _atomic_write_bytes(self.staging / OWNER, str(os.getpid()).encode())
+        _atomic_write_bytes(self.staging / FINGERPRINT, key.encode())
+
+    def _read(self, name: str) -> Any:
+        try:
+            return json.loads((self.staging / name).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def spent(self) -> float:
+        """Seconds that earlier, interrupted attempts of this fit used (0 for a fresh fit)."""
+        value = self._read(SPENT)
+        return float(value) if isinstance(value, (int, float)) else 0.0
+
+    def record_spent(self, seconds: float) -> None:
+        """Remember that the fit has used ``seconds`` in all, so a resumed fit counts them."""
+        _atomic_write_bytes(self.staging / SPENT, json.dumps(round(seconds, 3)).encode())
 
     def path(self, name: str) -> Path:
         p = self.staging / name
@@ -127,7 +170,8 @@ class RunWriter:
     def commit(self, config: dict[str, Any], extra: dict[str, Any] | None = None) -> Path:
         files = {}
         for p in sorted(self.staging.rglob("*")):
-            if p.is_file() and not p.name.startswith(".") and "scratch" not in p.parts:
+            rel_parts = p.relative_to(self.staging).parts
+            if p.is_file() and not p.name.startswith(".") and rel_parts[0] not in TRANSIENT:
                 rel = p.relative_to(self.staging).as_posix()
                 files[rel] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
         manifest = {
@@ -138,7 +182,10 @@ class RunWriter:
             "files": files,
             **(extra or {}),
         }
-        shutil.rmtree(self.staging / "scratch", ignore_errors=True)
+        for name in TRANSIENT:
+            shutil.rmtree(self.staging / name, ignore_errors=True)
+        for name in (OWNER, FINGERPRINT, SPENT):
+            (self.staging / name).unlink(missing_ok=True)
         _atomic_write_bytes(self.staging / MANIFEST,
                             json.dumps(manifest, indent=2, default=_json_default).encode())
         old = None

@@ -147,12 +147,22 @@ def run_portfolio(candidates: list[Candidate], families: dict[str, ModelFamily],
                   data_path: str, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
                   task: str, n_classes: int, metric: str, seed: int, n_jobs: int, budget: Budget,
                   reserve: Callable[[list[Result], bool], float],
-                  on_event: Callable[[str, dict[str, Any]], None] = lambda e, d: None) -> list[Result]:
-    """Cross-validate each candidate within the budget; returns every result, ok or not."""
+                  on_event: Callable[[str, dict[str, Any]], None] = lambda e, d: None,
+                  done: dict[str, Result] | None = None) -> list[Result]:
+    """Cross-validate each candidate within the budget; returns every result, ok or not.
+
+    ``done`` holds results an interrupted attempt of the same fit already finished: they are
+    taken as they are, not run again.
+    """
     results = [_baseline(y, folds, task, n_classes, metric)]
     must_run = "hist_gradient_boosting_1"
     on_event("model_end", {"result": results[0]})
+    done = done or {}
     for cand in candidates:
+        if cand.model_id in done:
+            results.append(done[cand.model_id])
+            on_event("model_end", {"result": results[-1]})
+            continue
         # A candidate that may be killed must leave time for a full refit in a fresh worker
         # (a kill loses the fold models kept for bagging); one that stops itself need not.
         stops = families[cand.family].capabilities.stops_at_deadline
