@@ -226,5 +226,7 @@ def test_same_seed_same_predictions_and_overwrite(linear_tips, tips_df: pd.DataF
     third = mlsmith.fit(tips_df, target="tip", time_limit=10, out=out, quiet=True,
                         models=["linear"], seed=4, test_size=0)
     assert third.metrics["test"] == {} and third.metrics["rows"]["test"] == 0
-    assert mlsmith.load(out).metrics["rows"]["train"] == len(tips_df)
+    rows = mlsmith.load(out).metrics["rows"]
+    assert rows["removed_by_audit"] == 1  # tips holds one exact duplicate row
+    assert rows["train"] == len(tips_df) - 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again"]

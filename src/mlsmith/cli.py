@@ -30,6 +30,26 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return v
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
+    return v
+
+
 def _write_table(df: Any, out: str | None) -> None:
     if out is None:
         df.to_csv(sys.stdout, index=False)
@@ -49,10 +69,16 @@ def _write_table(df: Any, out: str | None) -> None:
 def cmd_fit(args: argparse.Namespace) -> int:
     import mlsmith
 
-    run = mlsmith.fit(args.data, target=args.target, time_limit=args.time_limit, out=args.out,
+    time_limit = args.time_limit
+    if time_limit is None and args.trials is None:
+        time_limit = 120.0
+    run = mlsmith.fit(args.data, target=args.target, time_limit=time_limit, out=args.out,
                       metric=args.metric, task=args.task, test_size=args.test_size, seed=args.seed,
                       models=args.models, folds=args.folds, drop=args.drop or [],
-                      ensemble=not args.no_ensemble, quiet=args.quiet)
+                      ensemble=not args.no_ensemble, strategy=args.strategy, trials=args.trials,
+                      jobs=args.jobs, storage=args.storage, tracking_uri=args.tracking_uri,
+                      track=False if args.no_tracking else None, allow=args.allow or [],
+                      time_column=args.time_column, report=not args.no_report, quiet=args.quiet)
     if not args.quiet:
         _print_summary(run)
     else:
@@ -103,6 +129,64 @@ def _print_summary(run: Any, n: int = 15) -> None:
     else:
         console.print("No test set held out (--test-size 0): scores above are cross-validated.")
     console.print(f"[bold]Run directory:[/bold] {run.path}")
+
+
+def audit_table(data: Any, target: str, *, task: str | None = None, drop: Sequence[str] = (),
+                allow: Sequence[str] = (), time_column: str | None = None, folds: int = 5,
+                seed: int = 0) -> Any:
+    """Load ``data`` and audit it as a fit would (the same loading, schema and checks)."""
+    from mlsmith.audit import audit
+    from mlsmith.data import load_table
+    from mlsmith.errors import ColumnNotFoundError, did_you_mean
+    from mlsmith.schema import coerce_frame, infer_schema
+
+    df = load_table(data)
+    if target not in df.columns:
+        raise ColumnNotFoundError(f"target column {target!r} not found."
+                                  + did_you_mean(target, df.columns))
+    df = df.loc[df[target].notna()]
+    df, _ = coerce_frame(df, exclude=(target,))
+    schema, _ = infer_schema(df, target, task=task, drop=tuple(drop))
+    return audit(df, target, schema, allow=tuple(allow), time_column=time_column, n_folds=folds,
+                 seed=seed, time_budget=60.0)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    report = audit_table(args.data, args.target, task=args.task, drop=args.drop or [],
+                         allow=args.allow or [], time_column=args.time_column, seed=args.seed)
+    doc = report.to_dict()
+    if args.out:
+        from pathlib import Path
+
+        path = Path(args.out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(doc, indent=2))
+        tmp.replace(path)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        from rich.table import Table
+
+        console = _console()
+        t = Table(title=f"Audit of {args.data} (target {args.target!r}, {doc['task']}, "
+                  f"{doc['n_rows']} rows, {doc['seconds']:.2f}s)")
+        for c in ("severity", "check", "finding", "fix"):
+            t.add_column(c, overflow="fold")
+        style = {"error": "bold red", "warning": "yellow", "info": "dim"}
+        for f in report.sorted_findings():
+            allowed = f.check in report.allowed and f.severity == "error"
+            t.add_row(f"[{style.get(f.severity, '')}]{f.severity}"
+                      + (" (allowed)" if allowed else "") + "[/]", f.check, f.message,
+                      ("applied: " if f.applied else "") + f.fix)
+        console.print(t)
+        if not report.findings:
+            console.print("No findings: the table looks clean.")
+    if report.errors:
+        sys.stderr.write(f"error: {len(report.errors)} audit error(s): a fit would stop here. "
+                         f"Fix them, or let the fit go on with --allow CHECK.\n")
+        return EXIT_USER_ERROR
+    return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -183,8 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "score the test set once and save the run directory.")
     f.add_argument("data", metavar="DATA", help="training table: .csv, .csv.gz, .tsv or .parquet")
     f.add_argument("--target", "-t", required=True, help="the column to predict")
-    f.add_argument("--time-limit", type=_positive_float, default=120.0, metavar="SECONDS",
-                   help="seconds for the whole fit, from load to saved run (default 120)")
+    f.add_argument("--time-limit", type=_positive_float, default=None, metavar="SECONDS",
+                   help="seconds for the whole fit, from load to saved run (default 120; no "
+                   "limit when --trials is given alone)")
     f.add_argument("--out", "-o", metavar="RUN_DIR",
                    help="run directory to write (default runs/<data name>-<timestamp>)")
     f.add_argument("--metric", help="selection metric (default: roc_auc for binary, log_loss for "
@@ -201,8 +286,48 @@ def build_parser() -> argparse.ArgumentParser:
                    "are used automatically when time is short)")
     f.add_argument("--drop", action="append", metavar="COL", help="exclude a column (repeatable)")
     f.add_argument("--no-ensemble", action="store_true", help="ship the best single model")
+    f.add_argument("--strategy", default="tpe", choices=["tpe", "random", "grid", "none"],
+                   help="search after the default portfolio: Optuna's TPE (default), random, "
+                   "grid, or none (the portfolio alone)")
+    f.add_argument("--trials", type=_non_negative_int, metavar="N",
+                   help="number of search trials (default: as many as the time allows); "
+                   "without --time-limit the fit is reproducible: same seed, same predictions")
+    f.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                   help="search trials run side by side, each in its own process (default 1)")
+    f.add_argument("--storage", metavar="URL",
+                   help="study store: default a journal file in the run directory; "
+                   "postgresql://... shares the study with 'mlsmith worker' processes")
+    f.add_argument("--tracking-uri", metavar="URI",
+                   help="MLflow tracking server (default: sqlite:///RUN_DIR/mlflow.db when "
+                   "MLflow is installed)")
+    f.add_argument("--no-tracking", action="store_true", help="no MLflow tracking")
+    f.add_argument("--allow", action="append", metavar="CHECK",
+                   help="let the fit go on despite an audit error of this check (repeatable), "
+                   "e.g. --allow target_leakage")
+    f.add_argument("--time-column", metavar="COL",
+                   help="rows are ordered in time by COL: the test set is the latest rows and "
+                   "the folds never validate on the past")
+    f.add_argument("--no-report", action="store_true",
+                   help="do not write report.html and model_card.md")
     f.add_argument("--quiet", "-q", action="store_true", help="no progress output; print the run path")
     f.set_defaults(func=cmd_fit)
+
+    au = sub.add_parser("audit", help="check a table for leakage and data problems",
+                        description="Run the data audit that starts every fit: target leakage, "
+                        "identifiers, duplicates, imbalance, scale, missing values and more. "
+                        "Exit code 2 when a finding would stop a fit.")
+    au.add_argument("data", metavar="DATA", help="table: .csv, .csv.gz, .tsv or .parquet")
+    au.add_argument("--target", "-t", required=True, help="the column to predict")
+    au.add_argument("--task", choices=["binary", "multiclass", "regression"],
+                    help="override the inferred task")
+    au.add_argument("--drop", action="append", metavar="COL", help="exclude a column (repeatable)")
+    au.add_argument("--allow", action="append", metavar="CHECK",
+                    help="report errors of this check as allowed (repeatable)")
+    au.add_argument("--time-column", metavar="COL", help="column ordering the rows in time")
+    au.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    au.add_argument("--json", action="store_true", help="print audit.json instead of a table")
+    au.add_argument("--out", "-o", metavar="FILE", help="also write audit.json to FILE")
+    au.set_defaults(func=cmd_audit)
 
     pr = sub.add_parser("predict", help="predict new rows with a fitted run",
                         description="Write predictions for DATA: one column 'prediction' with "

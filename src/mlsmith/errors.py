@@ -16,6 +16,7 @@ __all__ = [
     "DataFileNotFoundError",
     "ColumnNotFoundError",
     "TargetError",
+    "AuditError",
     "ConfigError",
     "RunDirError",
     "IntegrityError",
@@ -45,6 +46,18 @@ class ColumnNotFoundError(DataError, KeyError):
 
 class TargetError(DataError):
     """The target column cannot be learned (all missing, a single class, ...)."""
+
+
+class AuditError(DataError):
+    """The data audit found a problem that stops the fit (a column leaking the target, ...).
+
+    The message names the check, the column(s), the evidence and the fix (``--drop COLUMN`` or
+    ``--allow CHECK``); ``findings`` holds the audit findings behind it.
+    """
+
+    def __init__(self, message: str, findings: list | None = None) -> None:
+        super().__init__(message)
+        self.findings = list(findings or [])
 
 
 class ConfigError(MlsmithError, ValueError):

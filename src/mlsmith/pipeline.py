@@ -28,6 +28,10 @@ SAVE_RESERVE_S = 1.0
 SAVE_RESERVE_SHARE = 0.02
 #: seconds to start a fresh worker process and load the data into it
 WORKER_START_S = 3.0
+#: the budget of a fit given only a number of trials: no deadline is ever reached
+NO_TIME_LIMIT_S = 1e6
+#: search strategies after the default portfolio ("none": the portfolio alone)
+STRATEGIES = ("tpe", "random", "grid", "none")
 
 
 @dataclass
@@ -35,7 +39,7 @@ class FitConfig:
     """Everything that decides a fit. Stored as ``config.json`` in the run directory."""
 
     target: str
-    time_limit: float = 120.0
+    time_limit: float | None = 120.0
     out: str | None = None
     metric: str | None = None
     task: str | None = None
@@ -47,11 +51,38 @@ class FitConfig:
     ensemble: bool = True
     n_jobs: int | None = None
     source: str = ""
+    strategy: str = "tpe"
+    trials: int | None = None
+    jobs: int = 1
+    storage: str | None = None
+    tracking_uri: str | None = None
+    track: bool | None = None
+    allow: list[str] = field(default_factory=list)
+    time_column: str | None = None
+    report: bool = True
+
+    @property
+    def budget_seconds(self) -> float:
+        """The time budget; with a trial count and no time limit, practically none."""
+        return NO_TIME_LIMIT_S if self.time_limit is None else float(self.time_limit)
 
     def validate(self) -> None:
-        if not isinstance(self.time_limit, (int, float)) or not math.isfinite(self.time_limit) \
-                or self.time_limit <= 0:
+        if self.time_limit is None and self.trials is None:
+            raise ConfigError("give a --time-limit, a number of --trials, or both.")
+        if self.time_limit is not None and (
+                not isinstance(self.time_limit, (int, float)) or not math.isfinite(self.time_limit)
+                or self.time_limit <= 0):
             raise ConfigError(f"--time-limit must be a positive number of seconds: got {self.time_limit}.")
+        if self.strategy not in STRATEGIES:
+            from mlsmith.errors import did_you_mean
+
+            raise ConfigError(f"unknown --strategy {self.strategy!r}: use one of "
+                              f"{', '.join(STRATEGIES)}." + did_you_mean(self.strategy, STRATEGIES))
+        if self.trials is not None and (not isinstance(self.trials, int) or self.trials < 0):
+            raise ConfigError(f"--trials must be a whole number of search trials, 0 or more: "
+                              f"got {self.trials}.")
+        if not isinstance(self.jobs, int) or self.jobs < 1:
+            raise ConfigError(f"--jobs must be at least 1: got {self.jobs}.")
         if not 0.0 <= float(self.test_size) < 1.0:
             raise ConfigError(f"--test-size must be in [0, 1): got {self.test_size}.")
         if int(self.folds) < 2:
@@ -115,11 +146,18 @@ def _warn(sink: Any, notes: list[str], message: str) -> None:
     sink("warning", {"message": message})
 
 
-def fit(data: Any, target: str, *, time_limit: float = 120.0, out: str | os.PathLike[str] | None = None,
+_UNSET: Any = object()
+
+
+def fit(data: Any, target: str, *, time_limit: float | None = _UNSET,
+        out: str | os.PathLike[str] | None = None,
         metric: str | None = None, task: str | None = None, test_size: float = 0.2, seed: int = 0,
         models: list[str] | str | None = None, folds: int = 5, drop: list[str] | None = None,
-        ensemble: bool = True, n_jobs: int | None = None, quiet: bool = False,
-        progress: Any = None) -> Any:
+        ensemble: bool = True, n_jobs: int | None = None, strategy: str = "tpe",
+        trials: int | None = None, jobs: int = 1, storage: str | None = None,
+        tracking_uri: str | None = None, track: bool | None = None,
+        allow: list[str] | None = None, time_column: str | None = None, report: bool = True,
+        quiet: bool = False, progress: Any = None) -> Any:
     """Fit the best model for ``target`` within ``time_limit`` seconds and save the run.
 
     Parameters
@@ -129,12 +167,26 @@ def fit(data: Any, target: str, *, time_limit: float = 120.0, out: str | os.Path
         pyarrow Table.
     target : str
         The column to predict.
-    time_limit : float
-        Seconds for the whole fit, from loading to the saved run directory.
+    time_limit : float or None
+        Seconds for the whole fit, from loading to the saved run directory (default 120, or no
+        limit when ``trials`` is given: then the fit runs the whole portfolio and ``trials``
+        search trials, and two fits with the same seed give identical predictions).
     out : path, optional
         The run directory (default ``runs/<data name>-<timestamp>``).
     metric, task, test_size, seed, models, folds, drop, ensemble, n_jobs
         See ``mlsmith fit --help``; ``test_size=0`` holds out no test set.
+    strategy : {"tpe", "random", "grid", "none"}
+        The search after the default portfolio ("none": the portfolio alone).
+    trials, jobs, storage
+        Number of search trials (default: as many as the time allows), trials run side by side
+        in separate processes, and the study store (default: a journal file in the run
+        directory; ``postgresql://...`` to share the study with ``mlsmith worker`` processes).
+    tracking_uri, track
+        MLflow tracking (default: a SQLite file in the run directory when MLflow is installed;
+        ``track=False`` turns it off).
+    allow, time_column, report
+        Audit checks whose errors only warn; a column ordering the rows in time (the split and
+        the folds then follow time); whether to write report.html and model_card.md.
     quiet : bool
         No progress output.
     progress : callable, optional
@@ -155,10 +207,15 @@ def fit(data: Any, target: str, *, time_limit: float = 120.0, out: str | os.Path
     t0 = time.time()
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
+    if time_limit is _UNSET:
+        time_limit = None if trials is not None else 120.0
     config = FitConfig(target=target, time_limit=time_limit, out=None if out is None else str(out),
                        metric=metric, task=task, test_size=test_size, seed=seed, models=models,
                        folds=folds, drop=list(drop or []), ensemble=ensemble, n_jobs=n_jobs,
-                       source=str(data) if isinstance(data, (str, os.PathLike)) else type(data).__name__)
+                       source=str(data) if isinstance(data, (str, os.PathLike)) else type(data).__name__,
+                       strategy=strategy, trials=trials, jobs=jobs, storage=storage,
+                       tracking_uri=tracking_uri, track=track, allow=list(allow or []),
+                       time_column=time_column, report=report)
     config.validate()
     sink = progress if progress is not None else console_sink(quiet)
     try:
@@ -221,6 +278,10 @@ class FitState:
     metric: str = ""
     X_all: Any = None
     y_all: Any = None
+    audit: Any = None
+    #: rows of the training part that have out-of-fold predictions (time folds leave the
+    #: earliest block unvalidated); None when every row has one
+    oof_mask: Any = None
     # split
     train_idx: Any = None
     test_idx: Any = None
@@ -276,8 +337,8 @@ def _fit(data: Any, config: FitConfig, t0: float, sink: Any) -> Any:
     check_destination(out)
     writer = RunWriter(out, fingerprint=_fingerprint(data, config))
     spent_before = writer.spent() if writer.resumed else 0.0
-    budget = Budget(config.time_limit, start=t0 - spent_before)
-    sink("start", {"time_limit": config.time_limit, "t0": t0 - spent_before, "out": str(out)})
+    budget = Budget(config.budget_seconds, start=t0 - spent_before)
+    sink("start", {"time_limit": config.budget_seconds, "t0": t0 - spent_before, "out": str(out)})
     worker = Worker(writer.path("scratch"))
     state = FitState(config=config, out=out, writer=writer, worker=worker, budget=budget,
                      sink=sink, t0=t0, spent_before=spent_before)
@@ -287,6 +348,7 @@ def _fit(data: Any, config: FitConfig, t0: float, sink: Any) -> Any:
         worker.start()  # imports overlap with loading
         stage_load(state, data)
         stage_schema(state)
+        stage_audit(state)
         stage_split(state)
         stage_search(state)
         stage_final(state)
@@ -345,9 +407,8 @@ def stage_load(state: FitState, data: Any) -> None:
 
 
 def stage_schema(state: FitState) -> None:
-    """Column roles, the task and its metric; the feature frame and the encoded target."""
+    """Column roles, the task and its metric."""
     from mlsmith.metrics import default_metric, get_metric
-    from mlsmith.preprocess import prepare_features
     from mlsmith.schema import infer_schema
 
     config, df = state.config, state.df
@@ -359,8 +420,38 @@ def stage_schema(state: FitState) -> None:
     kind = schema.task.kind
     metric = config.metric or default_metric(kind)
     get_metric(metric, kind)
+    log.info("task %s (%s), metric %s", kind, schema.task.reason, metric)
+    state.schema, state.kind, state.metric = schema, kind, metric
+
+
+#: share of the budget the audit may take (at most AUDIT_MAX_S seconds)
+AUDIT_SHARE, AUDIT_MAX_S = 0.05, 5.0
+
+
+def stage_audit(state: FitState) -> None:
+    """Check the data for leakage and the classic anti-patterns; apply the safe fixes.
+
+    An error finding (a leaking column, say) stops the fit with one line naming the column, the
+    evidence and the fix, unless the user allowed that check; identifiers and duplicate rows are
+    removed before the split. The findings are written to ``audit.json``.
+    """
+    from mlsmith.audit import audit
+    from mlsmith.preprocess import prepare_features
+
+    config = state.config
+    state.stage("audit")
+    report = audit(state.df, config.target, state.schema, allow=tuple(config.allow),
+                   time_column=config.time_column, n_folds=int(config.folds), seed=config.seed,
+                   time_budget=min(AUDIT_MAX_S, AUDIT_SHARE * config.budget_seconds))
+    report.raise_for_errors()
+    state.df, state.schema = report.apply(state.df, state.schema)
+    state.writer.write_json("audit.json", report.to_dict())
+    for line in report.summary_lines(max_lines=8):
+        state.sink("audit", {"message": line})
+    state.audit = report
+    df, schema = state.df, state.schema
     X_all = prepare_features(df, schema, where="the training data", warn_extra=False)
-    if kind == "regression":
+    if state.kind == "regression":
         y_all = pd.to_numeric(df[config.target], errors="coerce").to_numpy(dtype=np.float64)
         if not np.all(np.isfinite(y_all)):
             raise TargetError(f"the target {config.target!r} holds infinite or non-numeric "
@@ -369,9 +460,8 @@ def stage_schema(state: FitState) -> None:
         lookup = {v: i for i, v in enumerate(schema.task.classes)}
         y_all = df[config.target].map(lookup).to_numpy(dtype=np.int64)
     schema.n_rows = len(df)
-    log.info("task %s (%s), metric %s", kind, schema.task.reason, metric)
-    state.schema, state.kind, state.metric = schema, kind, metric
     state.X_all, state.y_all = X_all, y_all
+    state.mark("audit")
 
 
 def stage_split(state: FitState) -> None:
@@ -381,16 +471,32 @@ def stage_split(state: FitState) -> None:
     from mlsmith.split import holdout_split, make_folds
 
     config, schema = state.config, state.schema
-    state.stage("split", f"{state.kind}, metric {state.metric}")
+    state.stage("split", f"{state.kind}, metric {state.metric}"
+                + (f", ordered by {config.time_column}" if config.time_column else ""))
     classification = state.kind != "regression"
     y_all = state.y_all
-    train_idx, test_idx = holdout_split(y_all, classification, config.test_size, config.seed)
+    order = None
+    if config.time_column:
+        from mlsmith.audit import time_order_key
+        from mlsmith.split import make_time_folds, time_holdout_split
+
+        order = time_order_key(state.df, config.time_column)
+        train_idx, test_idx = time_holdout_split(order, config.test_size)
+    else:
+        train_idx, test_idx = holdout_split(y_all, classification, config.test_size, config.seed)
     state.n_jobs = n_jobs = config.n_jobs or os.cpu_count() or 1
     n_folds = choose_folds(int(config.folds), len(train_idx), len(schema.features),
-                           len(schema.task.classes), config.time_limit, n_jobs)
+                           len(schema.task.classes), config.budget_seconds, n_jobs)
     if len(train_idx) < 2 * n_folds and len(train_idx) >= 4 and n_folds == config.folds == 5:
         n_folds = max(2, len(train_idx) // 2)
-    state.folds = make_folds(y_all[train_idx], classification, n_folds, config.seed)
+    if order is not None:
+        state.folds = make_time_folds(len(train_idx), n_folds, order=order[train_idx])
+        covered = np.zeros(len(train_idx), dtype=bool)
+        for _, va in state.folds:
+            covered[va] = True
+        state.oof_mask = None if covered.all() else covered
+    else:
+        state.folds = make_folds(y_all[train_idx], classification, n_folds, config.seed)
     state.n_folds = n_folds
     state.train_idx, state.test_idx = train_idx, test_idx
     state.X_train = state.X_all.iloc[train_idx].reset_index(drop=True)
@@ -423,7 +529,7 @@ def _refit_seconds(state: FitState, ids: list[str]) -> float:
 
 
 def _save_reserve(config: FitConfig) -> float:
-    return SAVE_RESERVE_S + SAVE_RESERVE_SHARE * config.time_limit
+    return SAVE_RESERVE_S + SAVE_RESERVE_SHARE * min(config.budget_seconds, 3600.0)
 
 
 def _reserve(state: FitState, results: list[Any], full: bool = True) -> float:
@@ -443,7 +549,7 @@ def _reserve(state: FitState, results: list[Any], full: bool = True) -> float:
         return save_reserve + 1.0 + WORKER_START_S + refit
     if _has_bag(state, best) and state.n_folds >= 4:
         # a bag of 4+ fold models is nearly as good as a refit: keep less back
-        refit = min(refit, 0.2 * state.config.time_limit)
+        refit = min(refit, 0.2 * state.config.budget_seconds)
     return save_reserve + 1.0 + refit
 
 
@@ -511,6 +617,18 @@ def stage_search(state: FitState) -> None:
 
 
 # --- final model ---------------------------------------------------------------------------------
+def _validated(state: FitState) -> tuple[list[Any], np.ndarray]:
+    """Results and training targets restricted to rows with out-of-fold predictions."""
+    import dataclasses
+
+    if state.oof_mask is None:
+        return state.results, state.y_train
+    mask = state.oof_mask
+    view = [dataclasses.replace(r, oof=None if r.oof is None else r.oof[mask])
+            for r in state.results]
+    return view, state.y_train[mask]
+
+
 def stage_final(state: FitState) -> None:
     """Choose the shipped model (ensemble or single) and refit it on every training row."""
     import joblib
@@ -525,8 +643,9 @@ def stage_final(state: FitState) -> None:
     results, by_id = state.results, state.by_id
     save_reserve = _save_reserve(config)
     available = budget.remaining() - save_reserve
+    v_results, v_y = _validated(state)
     weights, cv_score, description = choose_final(
-        results, state.y_train, state.metric, lambda ids: _refit_seconds(state, ids), available,
+        v_results, v_y, state.metric, lambda ids: _refit_seconds(state, ids), available,
         ensemble=config.ensemble)
     model_path = state.writer.path("model.joblib")
     attempts: list[tuple[dict[str, float], float, str]] = [(weights, cv_score, description)]
@@ -574,7 +693,8 @@ def stage_final(state: FitState) -> None:
             state.warn(f"refit of {desc} did not finish ({exc})")
     if not refitted:
         weights, description = {"constant_baseline": 1.0}, "constant baseline (fallback)"
-        cv_score = score(state.metric, state.y_train, by_id["constant_baseline"].oof)
+        cv_score = score(state.metric, v_y, {r.candidate.model_id: r for r in v_results}[
+            "constant_baseline"].oof)
     if "constant_baseline" in weights:
         from sklearn.dummy import DummyClassifier, DummyRegressor
 
@@ -601,8 +721,10 @@ def stage_evaluate(state: FitState) -> None:
     by_id, weights, metric, y_train = state.by_id, state.weights, state.metric, state.y_train
     m = get_metric(metric)
     oof_blend = blend([by_id[k].oof for k in weights], list(weights.values()))
-    state.cv_score = score(metric, y_train, oof_blend)
     state.oof_blend = oof_blend
+    if state.oof_mask is not None:
+        y_train, oof_blend = y_train[state.oof_mask], oof_blend[state.oof_mask]
+    state.cv_score = score(metric, y_train, oof_blend)
     state.cv_metrics = compute_all(state.kind, y_train, oof_blend)
     state.test_metrics = (compute_all(state.kind, state.y_test, state.test_pred)
                           if state.test_pred is not None and len(state.test_idx) else {})
@@ -635,7 +757,8 @@ def stage_save(state: FitState) -> Any:
     if len(weights) > 1:
         sign = 1.0 if m.greater_is_better else -1.0
         oof_blend = state.oof_blend
-        fold_scores = [sign * score(metric, y_train[va], oof_blend[va]) for _, va in folds]
+        fold_scores = [sign * score(metric, y_train[va], oof_blend[va]) for _, va in folds
+                       if len(va)]
         ens_row = {c: np.nan for c in board.columns}
         ens_row.update(model="ensemble", family="ensemble", origin="ensemble", status="ok",
                        **{f"cv_{m.name}": float(np.mean(fold_scores)),
@@ -646,7 +769,7 @@ def stage_save(state: FitState) -> Any:
     buf = io.StringIO()
     board.to_csv(buf, index=False)
     writer.write_text("leaderboard.csv", buf.getvalue())
-    fold_of_row = np.zeros(len(y_train), dtype=np.int64)
+    fold_of_row = np.full(len(y_train), -1, dtype=np.int64)  # -1: never validated (time folds)
     for i, (_, va) in enumerate(folds):
         fold_of_row[va] = i
     oof = {"y": y_train, "fold": fold_of_row}
@@ -657,7 +780,9 @@ def stage_save(state: FitState) -> Any:
     np.savez_compressed(oof_buf, **oof)
     writer.write_bytes("oof_predictions.npz", oof_buf.getvalue())
     split_buf = io.BytesIO()
-    np.savez_compressed(split_buf, train_index=state.train_idx, test_index=state.test_idx)
+    rows = np.asarray(state.df.index)  # row numbers of the loaded table
+    np.savez_compressed(split_buf, train_index=rows[state.train_idx],
+                        test_index=rows[state.test_idx])
     writer.write_bytes("splits.npz", split_buf.getvalue())
     if state.test_pred is not None and len(state.test_idx):
         pred_buf = io.BytesIO()
@@ -676,6 +801,8 @@ def stage_save(state: FitState) -> Any:
         "cv": state.cv_metrics,
         "test": state.test_metrics,
         "rows": {"loaded": state.n_loaded, "missing_target_dropped": state.n_missing_target,
+                 "removed_by_audit": int(sum(state.audit.removed_rows.values()))
+                 if state.audit is not None else 0,
                  "train": int(len(state.train_idx)), "test": int(len(state.test_idx)),
                  "folds": state.n_folds},
         "timings_s": {k: round(v, 3) for k, v in state.timings.items()},

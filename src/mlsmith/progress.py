@@ -47,6 +47,8 @@ class PlainSink:
             self._line(f"stage: {data['stage']}" + (f" - {data['detail']}" if data.get("detail") else ""))
         elif event == "warning":
             self._line(f"warning: {data['message']}")
+        elif event == "audit":
+            self._line(f"audit: {data['message']}")
         elif event == "model_start":
             self._line(f"model {data['candidate'].model_id}: cross-validating")
         elif event == "model_end":
@@ -100,7 +102,7 @@ class RichSink:
         for row in self.rows[-12:]:
             table.add_row(*row)
         parts: list[Any] = [head, bar, table]
-        parts += [Text(f"warning: {n}", style="yellow") for n in self.notes[-5:]]
+        parts += [Text(n, style="yellow") for n in self.notes[-6:]]
         return Group(*parts)
 
     def __call__(self, event: str, data: dict[str, Any]) -> None:
@@ -110,7 +112,7 @@ class RichSink:
         elif event == "stage":
             self.stage = data["stage"]
             self.current = ""
-        elif event == "warning":
+        elif event in ("warning", "audit"):
             self.notes.append(data["message"])
         elif event == "model_start":
             self.current = f"model: {data['candidate'].model_id}"

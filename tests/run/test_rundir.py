@@ -25,7 +25,7 @@ from mlsmith.run import (
     verify,
 )
 
-EXPECTED_FILES = {"config.json", "leaderboard.csv", "metrics.json", "model.joblib",
+EXPECTED_FILES = {"audit.json", "config.json", "leaderboard.csv", "metrics.json", "model.joblib",
                   "oof_predictions.npz", "schema.json", "splits.npz", "test_predictions.npz"}
 
 

@@ -44,7 +44,7 @@ class DatetimeExpander(TransformerMixin, BaseEstimator):
         for col in frame.columns:
             s = pd.to_datetime(frame[col], errors="coerce", format="mixed")
             for part in DATETIME_PARTS:
-                values = getattr(s.dt, part) if part != "weekday" else s.dt.weekday
+                values = getattr(s.dt, part) if part != "weekday" else s.dt.day_of_week
                 parts.append(values.to_numpy(dtype=np.float64, na_value=np.nan))
         return np.column_stack(parts) if parts else np.empty((len(frame), 0))
 
