@@ -26,6 +26,10 @@ from hypothesis import settings
 settings.register_profile("mlsmith", derandomize=True, database=None, deadline=None)
 settings.load_profile("mlsmith")
 
+# MLflow tracking is on by default when mlflow is installed; it costs seconds of CPU per fit in
+# a background process. Tests of tracking ask for it explicitly (track=True).
+os.environ.setdefault("MLSMITH_TRACKING", "0")
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 

@@ -306,6 +306,8 @@ class FitState:
     cv_metrics: dict[str, float] = field(default_factory=dict)
     test_metrics: dict[str, float] = field(default_factory=dict)
     chosen: dict[str, Any] = field(default_factory=dict)
+    threshold: dict[str, Any] | None = None
+    tracker: Any = None
 
     def warn(self, message: str) -> None:
         _warn(self.sink, self.notes, message)
@@ -327,6 +329,44 @@ class FitState:
         return {r.candidate.model_id: r for r in self.results}
 
 
+def _make_tracker(config: FitConfig, out: Path) -> Any:
+    """The MLflow tracker: asked for explicitly (may fail at once), or by default when MLflow is
+    installed (``MLSMITH_TRACKING=0`` or ``track=False`` turns it off)."""
+    if config.track is False:
+        return None
+    from mlsmith.track import FitTracker, tracking_available
+
+    if config.tracking_uri or config.track:
+        tracker = FitTracker(out, tracking_uri=config.tracking_uri)
+        tracker.check_connection()
+        return tracker
+    if os.environ.get("MLSMITH_TRACKING", "1") == "0" or not tracking_available():
+        return None
+    return FitTracker(out)
+
+
+def _log_tracking(state: FitState, path: Path, cfg: dict[str, Any]) -> None:
+    """Log the fit to MLflow in a background process; wait for it while the budget allows."""
+    from mlsmith.metrics import get_metric
+    from mlsmith.track import trials_from_results
+
+    tracker = state.tracker
+    try:
+        job = tracker.log_fit_async(
+            cfg, trials_from_results(state.results, get_metric(state.metric).greater_is_better),
+            final=state.chosen, metrics={"cv": state.cv_metrics, "test": state.test_metrics},
+            model=path / "model.joblib", schema=state.schema, task=state.kind,
+            classes=state.schema.task.classes,
+            input_example=state.df.drop(columns=[state.config.target]).head(5),
+            start_time=state.t0 - state.spent_before, end_time=time.time())
+    except Exception as exc:  # noqa: BLE001 - tracking never costs the user the fitted run
+        state.warn(f"MLflow tracking failed: {exc}")
+        return
+    left = state.budget.remaining()
+    if job.wait(timeout=max(0.0, left)) is None:
+        log.info("MLflow logging goes on in the background (process %s)", job.pid)
+
+
 def _fit(data: Any, config: FitConfig, t0: float, sink: Any) -> Any:
     from mlsmith.errors import MlsmithError
     from mlsmith.run import RunWriter, check_destination
@@ -339,9 +379,10 @@ def _fit(data: Any, config: FitConfig, t0: float, sink: Any) -> Any:
     spent_before = writer.spent() if writer.resumed else 0.0
     budget = Budget(config.budget_seconds, start=t0 - spent_before)
     sink("start", {"time_limit": config.budget_seconds, "t0": t0 - spent_before, "out": str(out)})
+    tracker = _make_tracker(config, out)
     worker = Worker(writer.path("scratch"))
     state = FitState(config=config, out=out, writer=writer, worker=worker, budget=budget,
-                     sink=sink, t0=t0, spent_before=spent_before)
+                     sink=sink, t0=t0, spent_before=spent_before, tracker=tracker)
     if writer.resumed:
         state.warn(f"resuming an interrupted fit to {out}: {spent_before:.1f}s already spent")
     try:
@@ -712,6 +753,33 @@ def stage_final(state: FitState) -> None:
 
 
 # --- evaluate ------------------------------------------------------------------------------------
+#: a tuned decision threshold is shipped only when it beats 0.5 out of fold by this share
+MIN_THRESHOLD_GAIN = 0.01
+
+
+def _tune_threshold(state: FitState, y: np.ndarray, oof: np.ndarray) -> dict[str, Any] | None:
+    """With imbalanced binary classes, pick the decision threshold on out-of-fold predictions."""
+    import joblib
+
+    rec = state.audit.recommendations if state.audit is not None else {}
+    if state.kind != "binary" or not rec.get("threshold_tuning") or "constant_baseline" in state.weights:
+        return None
+    from mlsmith.audit import tune_threshold
+
+    objective = "balanced_accuracy" if state.metric == "balanced_accuracy" else "f1"
+    res = dict(tune_threshold(y, oof[:, 1], objective))
+    res["applied"] = bool(res["score"] >= res["score_at_default"] * (1 + MIN_THRESHOLD_GAIN))
+    if res["applied"]:
+        path = state.writer.path("model.joblib")
+        model = state.model if state.model is not None else joblib.load(path)
+        model.threshold = float(res["value"])
+        joblib.dump(model, path)
+        state.model = model
+        state.warn(f"imbalanced classes: decision threshold {res['value']:.3f} instead of 0.5 "
+                   f"(out-of-fold {objective} {res['score']:.4f} vs {res['score_at_default']:.4f})")
+    return res
+
+
 def stage_evaluate(state: FitState) -> None:
     """Score the out-of-fold blend and, once, the test rows."""
     from mlsmith.metrics import compute_all, get_metric, score
@@ -726,6 +794,7 @@ def stage_evaluate(state: FitState) -> None:
         y_train, oof_blend = y_train[state.oof_mask], oof_blend[state.oof_mask]
     state.cv_score = score(metric, y_train, oof_blend)
     state.cv_metrics = compute_all(state.kind, y_train, oof_blend)
+    state.threshold = _tune_threshold(state, y_train, oof_blend)
     state.test_metrics = (compute_all(state.kind, state.y_test, state.test_pred)
                           if state.test_pred is not None and len(state.test_idx) else {})
     state.chosen = {
@@ -805,6 +874,7 @@ def stage_save(state: FitState) -> Any:
                  if state.audit is not None else 0,
                  "train": int(len(state.train_idx)), "test": int(len(state.test_idx)),
                  "folds": state.n_folds},
+        "threshold": state.threshold,
         "timings_s": {k: round(v, 3) for k, v in state.timings.items()},
         "resumed_after_s": round(state.spent_before, 3) if state.spent_before else None,
         "notes": state.notes,
@@ -812,6 +882,9 @@ def stage_save(state: FitState) -> Any:
     writer.write_json("metrics.json", metrics_doc)
     path = writer.commit(cfg, extra={"elapsed_s": round(elapsed, 3),
                                      "time_limit_s": config.time_limit})
+    if state.tracker is not None:
+        _log_tracking(state, path, cfg)
+        elapsed = time.time() - state.t0 + state.spent_before
     state.sink("done", {"elapsed": elapsed, "chosen": state.description, "out": str(path)})
     run = Run(path, read_manifest(path))
     if state.model is not None:

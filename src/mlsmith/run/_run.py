@@ -102,7 +102,10 @@ class Run:
         pred, df = self._predict_encoded(data)
         if self.task == "regression":
             return pd.Series(pred, index=df.index, name="prediction")
-        labels = np.asarray(self.classes_, dtype=object)[np.argmax(pred, axis=1)]
+        model = self.model
+        codes = (model.labels_encoded(pred) if hasattr(model, "labels_encoded")
+                 else np.argmax(pred, axis=1))
+        labels = np.asarray(self.classes_, dtype=object)[codes]
         try:
             labels = labels.astype(type(self.classes_[0])) if self.classes_ else labels
         except (TypeError, ValueError):

@@ -85,6 +85,10 @@ class FittedModel:
     (regression) for a frame already prepared by :func:`mlsmith.preprocess.prepare_features`.
     """
 
+    #: binary decision threshold on the second class's probability, tuned on out-of-fold
+    #: predictions when the classes are imbalanced; None: the most probable class
+    threshold: float | None = None
+
     def __init__(self, task: str, classes: list[Any], members: list[tuple[str, Any, float]]) -> None:
         self.task = task
         self.classes = list(classes)
@@ -97,6 +101,12 @@ class FittedModel:
     def predict_encoded(self, X: Any) -> np.ndarray:
         preds = [predict_encoded(est, X, self.task, self.n_classes) for _, est, _ in self.members]
         return blend(preds, [w for _, _, w in self.members])
+
+    def labels_encoded(self, proba: np.ndarray) -> np.ndarray:
+        """Encoded class labels from probabilities, applying :attr:`threshold` when set."""
+        if self.task == "binary" and self.threshold is not None:
+            return (proba[:, 1] >= self.threshold).astype(np.int64)
+        return np.argmax(proba, axis=1)
 
     def describe(self) -> list[dict[str, Any]]:
         return [{"model": mid, "weight": round(w, 4)} for mid, _, w in self.members]

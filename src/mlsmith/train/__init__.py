@@ -11,7 +11,13 @@ networks for tabular inputs. Importing this package imports torch (``import mlsm
 
 from __future__ import annotations
 
-from mlsmith.train._callbacks import Callback, EarlyStopping, ProgressBar, TensorBoardLogger
+from mlsmith.train._callbacks import (
+    Callback,
+    EarlyStopping,
+    MLflowLogger,
+    ProgressBar,
+    TensorBoardLogger,
+)
 from mlsmith.train._checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from mlsmith.train._errors import (
                                    CheckpointMismatchError,
@@ -26,7 +32,7 @@ from mlsmith.train._trainer import Trainer
 
 __all__ = [
     "Trainer", "History", "MLP", "ResMLP", "PeriodicEmbedding",
-    "Callback", "EarlyStopping", "Checkpoint", "ProgressBar", "TensorBoardLogger",
+    "Callback", "EarlyStopping", "Checkpoint", "ProgressBar", "TensorBoardLogger", "MLflowLogger",
     "save_checkpoint", "load_checkpoint",
     "TrainingError", "NonFiniteLossError", "ShapeMismatchError", "CheckpointMismatchError",
     "TrainingOutOfMemoryError",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from mlsmith.train._trainer import Trainer
 
-__all__ = ["Callback", "EarlyStopping", "ProgressBar", "TensorBoardLogger"]
+__all__ = ["Callback", "EarlyStopping", "ProgressBar", "TensorBoardLogger", "MLflowLogger"]
 
 log = logging.getLogger("mlsmith.train")
 
@@ -202,14 +202,46 @@ class ProgressBar(Callback):
             self._progress = None
 
 
+class _StepSampler:
+    """Says when an optimizer step is due for logging: every ``n`` steps, once per step."""
+
+    def __init__(self, every_n_steps: int | None, owner: str) -> None:
+        if every_n_steps is not None and (isinstance(every_n_steps, bool)
+                                          or not isinstance(every_n_steps, int)
+                                          or every_n_steps < 1):
+            from mlsmith.errors import ConfigError
+
+            raise ConfigError(f"{owner}: every_n_steps must be None or an integer >= 1, "
+                             f"got {every_n_steps!r}.")
+        self.every = every_n_steps
+        self.last = -1
+
+    def due(self, trainer: Trainer) -> int | None:
+        step = int(trainer.step)
+        if self.every is None or step < 1 or step == self.last or step % self.every:
+            return None
+        self.last = step
+        return step
+
+
+def _epoch_scalars(trainer: Trainer) -> dict[str, float]:
+    """The numbers of the last epoch's history row (``epoch`` itself aside)."""
+    return {k: float(v) for k, v in trainer.history[-1].items()
+            if k != "epoch" and isinstance(v, int | float) and not isinstance(v, bool)}
+
+
 class TensorBoardLogger(Callback):
-    """Write each epoch's numbers as TensorBoard scalars under ``log_dir``.
+    """Write TensorBoard scalars under ``log_dir``: each epoch's numbers (step = epoch) and,
+    every ``every_n_steps`` optimizer steps, ``step/train_loss`` and ``step/lr`` (step =
+    optimizer step; None turns these off).
 
     Does nothing (a debug log line says why) when ``tensorboard`` is not installed.
     """
 
-    def __init__(self, log_dir: str) -> None:
+    def __init__(self, log_dir: str, every_n_steps: int | None = 10) -> None:
         self.log_dir = str(log_dir)
+        self.every_n_steps = every_n_steps
+        self._sampler = _StepSampler(every_n_steps, "TensorBoardLogger")
         self._writer: Any = None
 
     def on_train_begin(self, trainer: Trainer) -> None:
@@ -221,12 +253,19 @@ class TensorBoardLogger(Callback):
             return
         self._writer = SummaryWriter(log_dir=self.log_dir)
 
+    def on_batch_end(self, trainer: Trainer, batch: int, loss: Any) -> None:
+        if self._writer is None:
+            return
+        step = self._sampler.due(trainer)
+        if step is not None:
+            self._writer.add_scalar("step/train_loss", float(loss), step)
+            self._writer.add_scalar("step/lr", trainer.current_lr, step)
+
     def on_epoch_end(self, trainer: Trainer, epoch: int) -> None:
         if self._writer is None:
             return
-        for key, value in trainer.history[-1].items():
-            if key != "epoch" and isinstance(value, int | float) and not isinstance(value, bool):
-                self._writer.add_scalar(key, value, epoch)
+        for key, value in _epoch_scalars(trainer).items():
+            self._writer.add_scalar(key, value, epoch)
 
     def on_train_end(self, trainer: Trainer) -> None:
         if self._writer is not None:
@@ -234,7 +273,149 @@ class TensorBoardLogger(Callback):
             self._writer = None
 
     def __repr__(self) -> str:
-        return f"TensorBoardLogger(log_dir={self.log_dir!r})"
+        return f"TensorBoardLogger(log_dir={self.log_dir!r}, every_n_steps={self.every_n_steps})"
+
+
+class MLflowLogger(Callback):
+    """Log the training curves to an MLflow run, in batches.
+
+    Every ``every_n_steps`` optimizer steps it records ``step/train_loss`` and ``step/lr``
+    (step = optimizer step); after each epoch, that epoch's numbers (``train_loss``,
+    ``val_loss``, ``val_metric``, ``lr``, ``time``, ...; step = epoch), and sends all pending
+    numbers in one ``log_batch`` call. Only the main process of a distributed run logs.
+
+    Parameters
+    ----------
+    run_id : str or None
+        An existing run to log into (left running at the end). None: a new run in
+        ``experiment``, with the trainer's settings as params, ended when training ends.
+    tracking_uri : str or None
+        Any MLflow tracking URI; None uses MLflow's own default (``MLFLOW_TRACKING_URI``).
+    experiment : str
+        Experiment of a new run (created when missing).
+    run_name : str or None
+        Name of a new run.
+    every_n_steps : int or None
+        Step-level sampling; None logs epoch numbers only. Each sample reads the loss from
+        the device (a synchronisation), so keep it at 10 or more on a GPU.
+
+    Raises
+    ------
+    MissingDependencyError
+        mlflow is not installed (``pip install 'mlsmith[track]'``).
+
+    Examples
+    --------
+    >>> cb = MLflowLogger(tracking_uri="sqlite:///mlflow.db", every_n_steps=20)  # doctest: +SKIP
+    >>> Trainer(max_epochs=5, callbacks=[cb]).fit(net, train, val)  # doctest: +SKIP
+    >>> cb.run_id  # doctest: +SKIP
+    """
+
+    name = "mlflow_logger"  # type: ignore[assignment]
+
+    def __init__(self, run_id: str | None = None, tracking_uri: str | None = None,
+                 experiment: str = "mlsmith", run_name: str | None = None,
+                 every_n_steps: int | None = 10) -> None:
+        from mlsmith.errors import MissingDependencyError
+        from mlsmith.track._deps import _problem
+
+        problem = _problem()
+        if problem is not None:
+            raise MissingDependencyError(problem)
+        self.run_id = run_id
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.run_name = run_name
+        self.every_n_steps = every_n_steps
+        self._sampler = _StepSampler(every_n_steps, "MLflowLogger")
+        self._owns_run = False
+        self._client: Any = None
+        self._pending: list[tuple[str, float, int, int]] = []
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        if not trainer.is_main:
+            return
+        from mlflow import MlflowClient
+
+        from mlsmith.track._tracker import _artifacts_beside_sqlite, _quiet_mlflow, experiment_id
+
+        with _quiet_mlflow():
+            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+            if self.run_id is None:
+                exp = experiment_id(self._client, self.experiment,
+                                    _artifacts_beside_sqlite(self._client.tracking_uri))
+                run = self._client.create_run(exp, run_name=self.run_name,
+                                              tags={"mlflow.source.name": "mlsmith.train"})
+                self.run_id = run.info.run_id
+                self._owns_run = True
+                params = {k: v for k, v in vars(trainer).items()
+                          if k in _LOGGED_SETTINGS and v is not None}
+                self._log_params(params)
+
+    def _log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        self._client.log_batch(self.run_id, params=[Param(k, str(v)[:6000])
+                                                    for k, v in sorted(params.items())])
+
+    def on_batch_end(self, trainer: Trainer, batch: int, loss: Any) -> None:
+        if self._client is None:
+            return
+        step = self._sampler.due(trainer)
+        if step is not None:
+            now = _now_ms()
+            self._pending.append(("step/train_loss", float(loss), now, step))
+            self._pending.append(("step/lr", float(trainer.current_lr), now, step))
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int) -> None:
+        if self._client is None:
+            return
+        now = _now_ms()
+        self._pending.extend((k, v, now, epoch) for k, v in _epoch_scalars(trainer).items())
+        self.flush()
+
+    def flush(self) -> None:
+        """Send the pending numbers (at most 1000 per call)."""
+        if self._client is None or not self._pending:
+            return
+        from mlflow.entities import Metric
+
+        pending, self._pending = self._pending, []
+        for i in range(0, len(pending), 1000):
+            self._client.log_batch(self.run_id, metrics=[Metric(k, v, ts, s)
+                                                         for k, v, ts, s in pending[i:i + 1000]])
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        if self._client is None:
+            return
+        self.flush()
+        if self._owns_run:
+            self._client.set_terminated(self.run_id, "FINISHED")
+        self._client = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "owns_run": self._owns_run,
+                "last_step": self._sampler.last}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.run_id = state.get("run_id") or self.run_id
+        self._owns_run = bool(state.get("owns_run", False))
+        self._sampler.last = int(state.get("last_step", -1))
+
+    def __repr__(self) -> str:
+        return (f"MLflowLogger(run_id={self.run_id!r}, tracking_uri={self.tracking_uri!r}, "
+                f"every_n_steps={self.every_n_steps})")
+
+
+_LOGGED_SETTINGS = ("max_epochs", "batch_size", "lr", "weight_decay", "optimizer_name",
+                    "schedule", "warmup", "accumulation_steps", "max_grad_norm", "precision",
+                    "label_smoothing", "patience", "seed", "steps_per_epoch", "total_steps")
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
 
 
 def _fmt(v: Any) -> str:
