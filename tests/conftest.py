@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import settings
@@ -26,45 +23,18 @@ from hypothesis import settings
 settings.register_profile("mlsmith", derandomize=True, database=None, deadline=None)
 settings.load_profile("mlsmith")
 
+from helpers import (  # noqa: E402
+    EXAMPLES,
+    FAST,
+    make_binary_frame,
+    make_multiclass_frame,
+    make_regression_frame,
+    run_cli,
+)
+
 # MLflow tracking is on by default when mlflow is installed; it costs seconds of CPU per fit in
 # a background process. Tests of tracking ask for it explicitly (track=True).
 os.environ.setdefault("MLSMITH_TRACKING", "0")
-
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
-
-#: keyword arguments for fits where the family list does not matter
-FAST = {"models": ["linear", "lightgbm"], "quiet": True, "seed": 0}
-
-
-# --- generated frames ---------------------------------------------------------------------------
-def make_binary_frame(n: int = 120, seed: int = 0) -> pd.DataFrame:
-    """Two informative numbers, a 3-level text category, an integer 0/1 target ``label``."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=n)
-    z = rng.normal(size=n)
-    c = rng.choice(["u", "v", "w"], size=n)
-    logit = 2.0 * x - 1.0 * z + np.where(c == "u", 1.0, 0.0)
-    label = (logit + rng.normal(scale=0.5, size=n) > 0).astype(np.int64)
-    return pd.DataFrame({"x": x, "z": z, "c": c, "label": label})
-
-
-def make_regression_frame(n: int = 120, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=n)
-    z = rng.uniform(0, 10, size=n)
-    c = rng.choice(["lo", "hi"], size=n)
-    y = 3.0 * x + 0.5 * z + np.where(c == "hi", 2.0, 0.0) + rng.normal(scale=0.3, size=n)
-    return pd.DataFrame({"x": x, "z": z, "c": c, "y": y})
-
-
-def make_multiclass_frame(n: int = 150, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=n)
-    z = rng.normal(size=n)
-    y = np.select([x < -0.4, x > 0.4], ["low", "high"], "mid")
-    return pd.DataFrame({"x": x + rng.normal(scale=0.1, size=n), "z": z, "y": y})
-
 
 @pytest.fixture
 def seed() -> int:
@@ -161,38 +131,11 @@ def copy_run(tmp_path: Path):
 
 
 # --- the command line ---------------------------------------------------------------------------
-@dataclass
-class CliResult:
-    rc: int
-    stdout: str
-    stderr: str
-
-    @property
-    def err_lines(self) -> list[str]:
-        return [line for line in self.stderr.splitlines() if line.strip()]
-
-
-def run_cli(*args: Any, cwd: Path | None = None, timeout: float = 120) -> CliResult:
-    """Run ``python -m mlsmith.cli ARGS`` in a subprocess."""
-    env = dict(os.environ)
-    env.pop("PYTHONWARNINGS", None)
-    env["COLUMNS"] = "200"
-    proc = subprocess.run([sys.executable, "-m", "mlsmith.cli", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
-    return CliResult(proc.returncode, proc.stdout, proc.stderr)
-
-
 @pytest.fixture
 def cli():
     return run_cli
 
 
-def leftovers(folder: Path) -> list[str]:
-    """Entries of ``folder`` (hidden ones too): used to prove a failed fit left nothing behind."""
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
-
-
-# --- CI: a skip is a failure ------------------------------------------------------------------
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: Any, call: Any) -> Any:
     """With CI=true a skipped test fails: CI must have every package and service a test needs."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import EXAMPLES, leftovers, make_binary_frame, run_cli
+from helpers import EXAMPLES, leftovers, make_binary_frame, run_cli
 
 import mlsmith
 from mlsmith.errors import (

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import EXAMPLES, make_binary_frame, run_cli
+from helpers import EXAMPLES, make_binary_frame, run_cli
 
 import mlsmith
 from mlsmith.cli import build_parser

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import EXAMPLES, make_binary_frame
+from helpers import EXAMPLES, make_binary_frame
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 

@@ -73,7 +73,8 @@ def test_different_configuration_starts_afresh(tmp_path: Path) -> None:
     assert _fit(out, "trial:2").returncode == -signal.SIGKILL
     env = {**os.environ, "MLSMITH_FAULT": ""}
     cmd = [sys.executable, "-m", "mlsmith.cli", "fit", str(DATA), "--target", "species",
-           "--out", str(out), "--time-limit", "30", "--models", "linear", "--seed", "4"]
+           "--out", str(out), "--time-limit", "30", "--models", "linear", "--seed", "4",
+           "--strategy", "none"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "resuming" not in done.stderr

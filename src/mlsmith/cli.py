@@ -189,6 +189,17 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from mlsmith.report import write_model_card, write_report
+    from mlsmith.run import read_manifest
+
+    read_manifest(args.run_dir)  # one clear line when it is not a run directory
+    print(write_report(args.run_dir, args.out))
+    if args.out is None:
+        print(write_model_card(args.run_dir))
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -328,6 +339,31 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--json", action="store_true", help="print audit.json instead of a table")
     au.add_argument("--out", "-o", metavar="FILE", help="also write audit.json to FILE")
     au.set_defaults(func=cmd_audit)
+
+    rp = sub.add_parser("report", help="write the self-contained HTML report of a run",
+                        description="Render report.html (and model_card.md) from the files of "
+                        "a run directory; every fit already writes both.")
+    rp.add_argument("run_dir", metavar="RUN_DIR", help="the folder a fit wrote")
+    rp.add_argument("--out", "-o", metavar="FILE",
+                    help="write the report here (default RUN_DIR/report.html, with "
+                    "RUN_DIR/model_card.md beside it)")
+    rp.set_defaults(func=cmd_report)
+
+    from mlsmith.tune._cli import (
+        TUNE_HELP,
+        WORKER_HELP,
+        add_tune_arguments,
+        add_worker_arguments,
+        cmd_tune,
+        cmd_worker,
+    )
+
+    tn = sub.add_parser("tune", help=TUNE_HELP)
+    add_tune_arguments(tn)
+    tn.set_defaults(func=cmd_tune)
+    wk = sub.add_parser("worker", help=WORKER_HELP)
+    add_worker_arguments(wk)
+    wk.set_defaults(func=cmd_worker)
 
     pr = sub.add_parser("predict", help="predict new rows with a fitted run",
                         description="Write predictions for DATA: one column 'prediction' with "

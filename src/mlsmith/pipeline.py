@@ -6,6 +6,7 @@ load -> schema + task -> split -> cross-validated portfolio -> ensemble -> refit
 from __future__ import annotations
 
 import io
+import json
 import logging
 import math
 import os
@@ -307,6 +308,9 @@ class FitState:
     test_metrics: dict[str, float] = field(default_factory=dict)
     chosen: dict[str, Any] = field(default_factory=dict)
     threshold: dict[str, Any] | None = None
+    board: Any = None
+    search: dict[str, Any] | None = None
+    evaluation: dict[str, Any] = field(default_factory=dict)
     tracker: Any = None
 
     def warn(self, message: str) -> None:
@@ -362,7 +366,7 @@ def _log_tracking(state: FitState, path: Path, cfg: dict[str, Any]) -> None:
     except Exception as exc:  # noqa: BLE001 - tracking never costs the user the fitted run
         state.warn(f"MLflow tracking failed: {exc}")
         return
-    left = state.budget.remaining()
+    left = state.budget.remaining() - 0.5
     if job.wait(timeout=max(0.0, left)) is None:
         log.info("MLflow logging goes on in the background (process %s)", job.pid)
 
@@ -392,6 +396,7 @@ def _fit(data: Any, config: FitConfig, t0: float, sink: Any) -> Any:
         stage_audit(state)
         stage_split(state)
         stage_search(state)
+        stage_tune(state)
         stage_final(state)
         stage_evaluate(state)
         return stage_save(state)
@@ -573,6 +578,20 @@ def _save_reserve(config: FitConfig) -> float:
     return SAVE_RESERVE_S + SAVE_RESERVE_SHARE * min(config.budget_seconds, 3600.0)
 
 
+#: share of the budget (at most EVAL_MAX_S seconds) the search leaves for the evaluation
+EVAL_SHARE, EVAL_MAX_S = 0.06, 10.0
+
+
+def _report_reserve(config: FitConfig) -> float:
+    return min(REPORT_RESERVE_S, 0.1 * config.budget_seconds) if config.report else 0.0
+
+
+def _eval_reserve(config: FitConfig) -> float:
+    if not config.report:
+        return 0.2
+    return _report_reserve(config) + min(EVAL_SHARE * config.budget_seconds, EVAL_MAX_S)
+
+
 def _reserve(state: FitState, results: list[Any], full: bool = True) -> float:
     """Time kept back from the search for the final model and saving.
 
@@ -580,7 +599,7 @@ def _reserve(state: FitState, results: list[Any], full: bool = True) -> float:
     candidate must leave). Otherwise enough to refit it when that is affordable, else to ship
     its kept fold models as a bag.
     """
-    save_reserve = _save_reserve(state.config)
+    save_reserve = _save_reserve(state.config) + _eval_reserve(state.config)
     ok = [r for r in results if r.status == "ok" and r.candidate.family != "constant"]
     if not ok:
         return save_reserve + (WORKER_START_S if full else 0.0)
@@ -622,6 +641,28 @@ def _store_result(state: FitState, r: Any) -> None:
     os.replace(tmp, path)
 
 
+def _with_imbalance_candidates(state: FitState, plan: list[Any], fam_map: dict[str, Any]) -> list[Any]:
+    """With imbalanced classes (the audit says so), class-weighted and SMOTE candidates join the
+    portfolio after its first three; SMOTE runs inside the pipeline, on training folds only."""
+    from mlsmith.select import Candidate
+
+    rec = state.audit.recommendations if state.audit is not None else {}
+    if state.kind == "regression" or not (rec.get("class_weight") or rec.get("smote")):
+        return plan
+    extra = []
+    if rec.get("class_weight") and "hist_gradient_boosting" in fam_map:
+        extra.append(Candidate("hist_gradient_boosting_balanced", "hist_gradient_boosting",
+                               {"class_weight": "balanced"}, origin="imbalance"))
+    if rec.get("class_weight") and "linear" in fam_map:
+        extra.append(Candidate("linear_balanced", "linear", {"C": 1.0, "class_weight": "balanced"},
+                               origin="imbalance"))
+    if rec.get("smote") and "lightgbm" in fam_map:
+        base = dict(fam_map["lightgbm"].portfolio(state.kind)[0])
+        extra.append(Candidate("lightgbm_smote", "lightgbm", {**base, "resample": "smote"},
+                               origin="imbalance"))
+    return plan[:3] + extra + plan[3:]
+
+
 def stage_search(state: FitState) -> None:
     """Cross-validate the default portfolio within the budget (resuming finished candidates)."""
     from mlsmith.metrics import get_metric
@@ -632,7 +673,7 @@ def stage_search(state: FitState) -> None:
     state.stage("search", f"{state.n_folds}-fold CV")
     families = families_for(state.kind, config.models)
     fam_map = {f.name: f for f in families}
-    candidates = plan_candidates(families, state.kind)
+    candidates = _with_imbalance_candidates(state, plan_candidates(families, state.kind), fam_map)
     done = _load_done(state)
     n_trials = [0]
 
@@ -655,6 +696,122 @@ def stage_search(state: FitState) -> None:
         state.budget, lambda results, full=True: _reserve(state, results, full), on_event,
         done=done)
     state.mark("search")
+
+
+#: the search starts only with at least this many seconds (or this share of the budget) left
+MIN_SEARCH_S, MIN_SEARCH_SHARE = 5.0, 0.05
+#: the search tunes this many of the families that did best in the portfolio
+SEARCH_FAMILIES = 2
+
+
+def search_families(results: list[Any], kind: str, n: int = SEARCH_FAMILIES) -> list[str]:
+    """The allocation rule's first half: the ``n`` families whose best portfolio candidate
+    scored highest in cross-validation (families without a search space are passed over)."""
+    from mlsmith.models import get_family
+
+    best: dict[str, float] = {}
+    for r in results:
+        fam = r.candidate.family
+        if r.status != "ok" or fam == "constant" or not np.isfinite(r.cv_mean):
+            continue
+        try:
+            if not get_family(fam).search_space(kind):
+                continue
+        except Exception:  # noqa: BLE001 - an unknown family cannot be searched
+            continue
+        best[fam] = max(best.get(fam, -np.inf), r.cv_mean)
+    return sorted(best, key=lambda f: -best[f])[:n]
+
+
+def _study_name(state: FitState) -> str:
+    return "mlsmith" if state.config.storage is None else f"mlsmith-{state.out.name}"
+
+
+def stage_tune(state: FitState) -> None:
+    """Spend what the portfolio left on search (Optuna) over the families that did best.
+
+    Allocation: the default portfolio runs first; the time then left, less the reserve for the
+    final refit, the evaluation and saving, goes to the search (``--strategy``, TPE by default)
+    over the two families whose best portfolio candidate scored highest, in one study with the
+    family as its first parameter. With ``--trials N`` the search runs N trials. Each trial is
+    recorded in the study store (``study/journal.log`` in the run directory) as soon as it ends,
+    so a killed fit resumes without running it again.
+    """
+    from mlsmith.metrics import get_metric
+    from mlsmith.select import Candidate, Result
+
+    config, budget = state.config, state.budget
+    if config.strategy == "none" or config.trials == 0:
+        return
+    families = search_families(state.results, state.kind)
+    if not families:
+        state.warn("no search: no family with a search space finished in the portfolio")
+        return
+    left = budget.remaining() - _reserve(state, state.results, False)
+    if config.trials is None and left < max(MIN_SEARCH_S, MIN_SEARCH_SHARE * config.budget_seconds):
+        state.notes.append(f"no search: {max(left, 0):.1f}s left after the portfolio")
+        return
+    from mlsmith.tune import to_results, tune
+
+    state.stage("tune", f"{config.strategy} over {', '.join(families)}"
+                + (f", {config.trials} trials" if config.trials else f", {left:.0f}s"))
+    sign = 1.0 if get_metric(state.metric).greater_is_better else -1.0
+    col = f"cv_{get_metric(state.metric).name}"
+    n_done = [0]
+
+    def on_event(event: str, payload: dict[str, Any]) -> None:
+        if event == "trial_start":
+            cand = Candidate(f"{payload['family']}_trial{payload['trial']}", payload["family"],
+                             payload["params"], origin=payload["origin"])
+            state.sink("model_start", {"candidate": cand, "metric": state.metric, "sign": sign})
+        elif event == "trial_end":
+            row = payload["row"]
+            cand = Candidate(row["model"], row["family"], {}, origin=row["origin"])
+            scores = [sign * v for v in json.loads(row.get("fold_scores") or "[]")]
+            res = Result(cand, row["status"], cv_scores=scores if row["status"] == "ok" else [],
+                         total_time=row.get("cv_time_s", float("nan")),
+                         note=row.get("note") or (f"pruned after {row.get('folds_done')} folds"
+                                                  if row["status"] == "pruned" else ""))
+            state.sink("model_end", {"result": res, "metric": state.metric, "sign": sign})
+            state.checkpoint()
+            if row["status"] == "ok":
+                n_done[0] += 1
+                _fault(f"search:{n_done[0]}")
+
+    storage = config.storage or str(state.writer.path("study/journal.log"))
+    study_name = _study_name(state)
+    if config.storage:
+        state.sink("warning", {"message": f"study {study_name!r} in {config.storage}: more "
+                               f"processes may join with 'mlsmith worker {study_name} "
+                               f"--storage {config.storage}'"})
+    deadline = None if config.time_limit is None else budget.clock() + max(left, 0.0)
+    table = tune(state.data_path, families, metric=state.metric, strategy=config.strategy,
+                 n_trials=config.trials, deadline=deadline, seed=config.seed, n_jobs=config.jobs,
+                 cores_per_trial=max(1, state.n_jobs // config.jobs), storage=storage,
+                 study_name=study_name, oof_dir=str(state.writer.path("state/oof")),
+                 workdir=str(state.writer.path("scratch/tune")), on_event=on_event,
+                 workers=[state.worker] if config.jobs == 1 else None,
+                 source=None)  # remote workers read the bundle from a shared folder
+    found = to_results(storage, study_name)
+    kept = {r.candidate.model_id for r in found}
+    for r in found:
+        r.bag_generation = -1  # trials keep no fold models: a chosen trial is refit
+    others = []
+    for _, row in table.iterrows():
+        if row["model"] in kept or row["status"] in ("ok", "running", "waiting"):
+            continue
+        cand = Candidate(row["model"], row["family"], json.loads(row["params"] or "{}"),
+                         origin=row["origin"])
+        note = row.get("note") or ""
+        if row["status"] == "pruned":
+            note = note or f"pruned after {row.get('folds_done')} folds ({col} {row[col]:.4g})"
+        others.append(Result(cand, str(row["status"]), note=str(note),
+                             total_time=float(row.get("cv_time_s") or float("nan"))))
+    state.results = state.results + found + others
+    state.search = {"strategy": config.strategy, "families": families, "storage": storage,
+                    "study": study_name, "trials": int(len(table)), "completed": len(found),
+                    "seconds": round(max(left, 0.0), 3) if config.time_limit else None}
+    state.mark("tune")
 
 
 # --- final model ---------------------------------------------------------------------------------
@@ -682,7 +839,7 @@ def stage_final(state: FitState) -> None:
     state.stage("refit")
     _fault("refit")
     results, by_id = state.results, state.by_id
-    save_reserve = _save_reserve(config)
+    save_reserve = _save_reserve(config) + _report_reserve(config)
     available = budget.remaining() - save_reserve
     v_results, v_y = _validated(state)
     weights, cv_score, description = choose_final(
@@ -795,6 +952,7 @@ def stage_evaluate(state: FitState) -> None:
     state.cv_score = score(metric, y_train, oof_blend)
     state.cv_metrics = compute_all(state.kind, y_train, oof_blend)
     state.threshold = _tune_threshold(state, y_train, oof_blend)
+    state.board = _leaderboard(state)
     state.test_metrics = (compute_all(state.kind, state.y_test, state.test_pred)
                           if state.test_pred is not None and len(state.test_idx) else {})
     state.chosen = {
@@ -806,27 +964,23 @@ def stage_evaluate(state: FitState) -> None:
                                    else f"bag of {state.n_folds} fold models")}
                     for k, w in sorted(weights.items(), key=lambda kv: -kv[1])],
         "cv_score": state.cv_score if m.greater_is_better else -state.cv_score}
+    state.evaluation = _evaluation(state)
+    state.writer.write_json("evaluation.json", state.evaluation)
     state.mark("evaluate")
 
 
-# --- save ----------------------------------------------------------------------------------------
-def stage_save(state: FitState) -> Any:
-    """Write the run directory's files and commit it in one rename."""
+def _leaderboard(state: FitState) -> pd.DataFrame:
+    """The leaderboard: one row per candidate, the shipped ensemble first when there is one."""
     from mlsmith.metrics import get_metric, score
-    from mlsmith.run import read_manifest
-    from mlsmith.run._run import Run
     from mlsmith.select import leaderboard_rows
 
-    config, writer, metric = state.config, state.writer, state.metric
-    state.stage("save")
-    _fault("save")
-    m = get_metric(metric)
-    results, weights, y_train, folds = state.results, state.weights, state.y_train, state.folds
-    board = pd.DataFrame(leaderboard_rows(results, metric, len(y_train)))
+    m = get_metric(state.metric)
+    weights, y_train, folds = state.weights, state.y_train, state.folds
+    board = pd.DataFrame(leaderboard_rows(state.results, state.metric, len(y_train)))
     if len(weights) > 1:
         sign = 1.0 if m.greater_is_better else -1.0
         oof_blend = state.oof_blend
-        fold_scores = [sign * score(metric, y_train[va], oof_blend[va]) for _, va in folds
+        fold_scores = [sign * score(state.metric, y_train[va], oof_blend[va]) for _, va in folds
                        if len(va)]
         ens_row = {c: np.nan for c in board.columns}
         ens_row.update(model="ensemble", family="ensemble", origin="ensemble", status="ok",
@@ -835,6 +989,67 @@ def stage_save(state: FitState) -> Any:
                        params=str({k: round(v, 3) for k, v in weights.items()}),
                        note="greedy ensemble selection; its CV score is slightly optimistic")
         board = pd.concat([pd.DataFrame([ens_row]), board], ignore_index=True)
+    return board
+
+
+#: seconds kept back after the evaluation for the report, the model card and saving
+REPORT_RESERVE_S = 2.5
+
+
+def _evaluation(state: FitState) -> dict[str, Any]:
+    """``evaluation.json``: test metrics with intervals, curves, diagnostics, importance."""
+    import joblib
+
+    from mlsmith.evaluate import evaluate_run
+    from mlsmith.select._tasks import build_pipeline
+
+    if state.test_pred is None or not len(state.test_idx):
+        return {"version": 1, "task": state.kind, "metric": state.metric,
+                "skipped": {"test": "no test set held out (--test-size 0)"}}
+    by_id, weights, config = state.by_id, state.weights, state.config
+    model = state.model
+    if model is None:
+        model = joblib.load(state.writer.path("model.joblib"))
+    top = max(weights, key=weights.get)  # type: ignore[arg-type]
+    r = by_id[top]
+    make_estimator = None
+    if r.candidate.family != "constant":
+        fold_rows = len(state.folds[0][0])
+
+        def make_estimator() -> Any:
+            return build_pipeline(state.schema, r.candidate.family, r.candidate.params,
+                                  fold_rows, config.seed, 1, None)
+
+    y_oof, oof = state.y_train, state.oof_blend
+    if state.oof_mask is not None:
+        y_oof, oof = y_oof[state.oof_mask], oof[state.oof_mask]
+    thr = state.threshold
+    left = state.budget.remaining() - _save_reserve(config) - _report_reserve(config)
+    return evaluate_run(
+        state.kind, state.y_test, state.test_pred, state.schema.task.classes, state.metric,
+        cv_metrics=state.cv_metrics, leaderboard=state.board,
+        chosen="ensemble" if len(weights) > 1 else top,
+        oof=(y_oof, oof) if state.kind == "binary" else None,
+        threshold=thr["value"] if thr and thr.get("applied") else None,
+        predict=model.predict_encoded, X_test=state.X_test, make_estimator=make_estimator,
+        X_train=state.X_train, y_train=state.y_train, learning_split=state.folds[-1],
+        X_projection=state.X_train, y_projection=state.y_train, seed=config.seed,
+        time_budget=max(left, 0.0))
+
+
+# --- save ----------------------------------------------------------------------------------------
+def stage_save(state: FitState) -> Any:
+    """Write the run directory's files and commit it in one rename."""
+    from mlsmith.metrics import get_metric
+    from mlsmith.run import read_manifest
+    from mlsmith.run._run import Run
+
+    config, writer, metric = state.config, state.writer, state.metric
+    state.stage("save")
+    _fault("save")
+    m = get_metric(metric)
+    results, y_train, folds = state.results, state.y_train, state.folds
+    board = state.board
     buf = io.StringIO()
     board.to_csv(buf, index=False)
     writer.write_text("leaderboard.csv", buf.getvalue())
@@ -875,11 +1090,21 @@ def stage_save(state: FitState) -> Any:
                  "train": int(len(state.train_idx)), "test": int(len(state.test_idx)),
                  "folds": state.n_folds},
         "threshold": state.threshold,
+        "search": state.search,
         "timings_s": {k: round(v, 3) for k, v in state.timings.items()},
         "resumed_after_s": round(state.spent_before, 3) if state.spent_before else None,
         "notes": state.notes,
     }
     writer.write_json("metrics.json", metrics_doc)
+    if config.report:
+        from mlsmith.report import write_model_card, write_report
+
+        try:
+            write_report(writer.staging)
+            write_model_card(writer.staging)
+        except Exception as exc:  # noqa: BLE001 - the model matters more than its report
+            state.warn(f"report not written ({exc}); write it later with 'mlsmith report'")
+    _fault("commit")
     path = writer.commit(cfg, extra={"elapsed_s": round(elapsed, 3),
                                      "time_limit_s": config.time_limit})
     if state.tracker is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import EXAMPLES
+from helpers import EXAMPLES
 
 import mlsmith
 from mlsmith.errors import IntegrityError, RunDirError, TargetError
@@ -26,7 +26,8 @@ from mlsmith.run import (
 )
 
 EXPECTED_FILES = {"audit.json", "config.json", "leaderboard.csv", "metrics.json", "model.joblib",
-                  "oof_predictions.npz", "schema.json", "splits.npz", "test_predictions.npz"}
+                  "oof_predictions.npz", "schema.json", "splits.npz", "test_predictions.npz",
+                  "evaluation.json", "report.html", "model_card.md"}
 
 
 def test_manifest_lists_every_file_with_its_hash(penguins_run) -> None:

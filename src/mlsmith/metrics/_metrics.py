@@ -57,6 +57,31 @@ def _roc_auc(y: np.ndarray, p: np.ndarray) -> float:
                                    average="macro", labels=np.arange(len(present))))
 
 
+def _roc_auc_weighted(y: np.ndarray, p: np.ndarray) -> float:
+    """One-vs-rest ROC AUC weighted by class support (multiclass); classes absent from ``y``
+    are left out and the remaining probability columns renormalised, as in :func:`_roc_auc`."""
+    present = np.unique(y)
+    if len(present) < 2:
+        return float("nan")
+    if len(present) == 2:
+        return _roc_auc(y, p)
+    sub = p[:, present]
+    sub = sub / np.clip(sub.sum(axis=1, keepdims=True), EPS, None)
+    return float(skm.roc_auc_score(np.searchsorted(present, y), sub, multi_class="ovr",
+                                   average="weighted", labels=np.arange(len(present))))
+
+
+def _brier(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean squared distance between the probability rows and the one-hot labels.
+
+    Halved for two classes, so that binary values are the usual ``mean((p1 - y)^2)`` in [0, 1]
+    (scikit-learn's ``brier_score_loss`` with ``scale_by_half="auto"``); multiclass in [0, 2].
+    """
+    onehot = np.eye(p.shape[1])[y]
+    value = float(np.mean(np.sum((p - onehot) ** 2, axis=1)))
+    return value / 2.0 if p.shape[1] == 2 else value
+
+
 def _pr_auc(y: np.ndarray, p: np.ndarray) -> float:
     if p.shape[1] == 2:
         return float(skm.average_precision_score(y, p[:, 1]))
@@ -85,12 +110,15 @@ def _mape(y: np.ndarray, pred: np.ndarray) -> float:
 
 BIN = frozenset({"binary"})
 CLS = frozenset({"binary", "multiclass"})
+MULTI = frozenset({"multiclass"})
 REG = frozenset({"regression"})
 
 METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("roc_auc", _roc_auc, True, CLS, "area under the ROC curve (one-vs-rest macro for multiclass)"),
     Metric("pr_auc", _pr_auc, True, CLS, "average precision (macro for multiclass)"),
+    Metric("roc_auc_weighted", _roc_auc_weighted, True, MULTI, "one-vs-rest ROC AUC weighted by class support"),
     Metric("log_loss", _log_loss, False, CLS, "cross-entropy of the predicted probabilities"),
+    Metric("brier", _brier, False, CLS, "Brier score: mean squared error of the probabilities (halved for binary)"),
     Metric("accuracy", _cls(skm.accuracy_score), True, CLS, "share of correct labels"),
     Metric("balanced_accuracy", _cls(skm.balanced_accuracy_score), True, CLS, "mean recall per class"),
     Metric("precision_macro", _cls(skm.precision_score, average="macro", zero_division=0), True, CLS, "precision, class mean"),
@@ -111,7 +139,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
 
 _ALIASES = {"auc": "roc_auc", "logloss": "log_loss", "acc": "accuracy", "rmse": "rmse",
             "root_mean_squared_error": "rmse", "mean_absolute_error": "mae", "r_squared": "r2",
-            "f1_score": "f1_macro", "matthews": "mcc"}
+            "f1_score": "f1_macro", "matthews": "mcc",
+            "brier_score": "brier", "brier_score_loss": "brier"}
 
 
 def default_metric(task: str) -> str:

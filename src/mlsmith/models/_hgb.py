@@ -22,7 +22,9 @@ class HistGradientBoostingFamily(ModelFamily):
                else ensemble.HistGradientBoostingClassifier)
         # unset parameters take scikit-learn's defaults, so the first portfolio entry is exactly
         # the "HistGradientBoosting with defaults" every user compares with
+        extra = {} if ctx.task == "regression" else {"class_weight": params.get("class_weight")}
         return cls(
+            **extra,
             learning_rate=params.get("learning_rate", 0.1),
             max_iter=params.get("max_iter", 100),
             max_leaf_nodes=params.get("max_leaf_nodes", 31),

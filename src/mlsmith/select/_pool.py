@@ -73,18 +73,26 @@ class Worker:
                     raise TaskFailed("the worker process died (out of memory?)")
                 return line.strip()
 
+    def wait_ready(self, timeout: float) -> bool:
+        """Start the process if needed and wait up to ``timeout`` seconds until it has imported
+        its libraries; False if it is not ready by then (it keeps starting). Lets a caller keep
+        the start-up out of a task's time limit."""
+        self.start()
+        if not self._ready:
+            line = self._readline(timeout)
+            if line is None:
+                return False
+            self._ready = line == "ready"
+        return True
+
     def run(self, task: dict[str, Any], timeout: float) -> Any:
         import joblib
 
         t_start = time.time()
-        self.start()
+        if not self.wait_ready(timeout):
+            self.kill()
+            raise TaskTimeout("the worker did not start in time")
         assert self.proc is not None and self.proc.stdin is not None
-        if not self._ready:
-            line = self._readline(timeout)
-            if line is None:
-                self.kill()
-                raise TaskTimeout("the worker did not start in time")
-            self._ready = line == "ready"
         self._n += 1
         path = str(self.workdir / f"task-{self._n}.joblib")
         joblib.dump(task, path)

@@ -6,6 +6,8 @@ in-process in tests and in the worker process in fits.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 import warnings
 from typing import Any
@@ -24,10 +26,26 @@ __all__ = ["build_pipeline", "run_cv", "run_refit"]
 def build_pipeline(schema: Schema, family_name: str, params: dict[str, Any], n_rows: int,
                    seed: int, n_jobs: int, deadline: float | None) -> Any:
     family = get_family(family_name)
+    params = dict(params)
+    resample = params.pop("resample", None)
     prep, cat_idx = build_preprocessor(schema, family.capabilities.preprocessing, seed=seed)
     ctx = BuildContext(task=schema.task.kind, n_rows=n_rows, n_features=len(schema.features),
                        categorical_features=cat_idx, seed=seed, n_jobs=n_jobs, deadline=deadline)
-    return make_model_pipeline(prep, family.build(params, ctx))
+    estimator = family.build(params, ctx)
+    if resample == "smote" and schema.task.kind != "regression":
+        # oversampling happens inside the pipeline, so only the rows a fold trains on are
+        # resampled: validation and test rows are never synthetic
+        from imblearn.over_sampling import SMOTE
+        from imblearn.pipeline import Pipeline as ImbPipeline
+
+        return ImbPipeline([("prep", prep), ("smote", SMOTE(k_neighbors=SMOTE_NEIGHBOURS,
+                                                            random_state=seed)),
+                            ("model", estimator)])
+    return make_model_pipeline(prep, estimator)
+
+
+#: neighbours SMOTE interpolates between (its default, 5, fails on classes of 5 rows or fewer)
+SMOTE_NEIGHBOURS = 3
 
 
 #: fold models of this many best candidates stay in the worker's memory, ready to ship as bags
@@ -61,6 +79,14 @@ def run_cv(task: dict[str, Any], data: dict[str, Any],
 
     The fold models of the best few candidates are kept in ``state`` so that the final model
     can be their average (a bag) when there is no time to refit on every row.
+
+    With ``task["fold_ids"]`` (a list of fold numbers) only those folds run, so a caller can
+    score a configuration a few folds at a time and stop a poor one early (the search engine's
+    pruning). The result then describes those folds only: ``fold_scores`` and ``train_scores``
+    follow ``fold_ids``, ``oof`` holds the predictions of their validation rows in the order of
+    ``oof_index``, and no fold models are kept. ``worker_max_rss_mb`` is the worker process's
+    peak resident memory so far (a flat value over many tasks means no memory is leaking) and
+    ``worker_pid`` its process id.
     """
     schema: Schema = data["schema"]
     X, y = data["X"], data["y"]
@@ -70,19 +96,23 @@ def run_cv(task: dict[str, Any], data: dict[str, Any],
     start = time.time()
     hard = task.get("deadline")
     oof = np.zeros((len(y), n_classes)) if kind != "regression" else np.zeros(len(y))
-    parallel = max(1, min(int(task.get("parallel", 1)), len(folds)))
-    rounds = -(-len(folds) // parallel)
+    subset = task.get("fold_ids")
+    fold_ids = list(range(len(folds))) if subset is None else [int(i) for i in subset]
+    if not fold_ids or any(not 0 <= i < len(folds) for i in fold_ids):
+        raise ValueError(f"fold_ids must name folds 0..{len(folds) - 1}: got {subset}")
+    parallel = max(1, min(int(task.get("parallel", 1)), len(fold_ids)))
+    rounds = -(-len(fold_ids) // parallel)
     # fully grown forests weigh hundreds of MB per fold on large tables: their fold models are
     # dropped as soon as they have predicted, and such a candidate is refit if chosen
     heavy = get_family(task["family"]).capabilities.preprocessing == "tree" and len(y) > 5000
 
-    def one_fold(i: int) -> dict[str, Any]:
-        tr, va = folds[i]
+    def one_fold(j: int) -> dict[str, Any]:
+        tr, va = folds[fold_ids[j]]
         # each round of folds gets its share of the time left, so a slow model still
         # finishes every fold
         fold_deadline = None
         if hard is not None:
-            fold_deadline = start + (hard - start) * (i // parallel + 1) / rounds
+            fold_deadline = start + (hard - start) * (j // parallel + 1) / rounds
         pipe = build_pipeline(schema, task["family"], task["params"], len(tr), task["seed"],
                               task["n_jobs"], fold_deadline)
         t0 = time.time()
@@ -101,9 +131,7 @@ def run_cv(task: dict[str, Any], data: dict[str, Any],
                "fit": t1 - t0, "predict": t2 - t1}
         return out
 
-    outs = _map(one_fold, range(len(folds)), parallel)
-    for (_, va), o in zip(folds, outs, strict=True):
-        oof[va] = o["pred"]
+    outs = _map(one_fold, range(len(fold_ids)), parallel)
     pipes = [o["pipe"] for o in outs]
     fold_scores = [o["score"] for o in outs]
     train_scores = [o["train"] for o in outs if o["train"] is not None]
@@ -111,18 +139,40 @@ def run_cv(task: dict[str, Any], data: dict[str, Any],
     fit_times = [o["fit"] for o in outs]
     predict_times = [o["predict"] for o in outs]
     kept: list[str] = sorted((state or {}).get("bags", {}))
-    if state is not None and task.get("model_id") and not heavy:
-        kept = _keep_bag(state, task["model_id"], score(task["metric"], y, oof), pipes)
-    return {
+    out: dict[str, Any] = {
         "kept_bags": kept,
-        "oof": oof,
         "fold_scores": fold_scores,
         "train_scores": train_scores,
         "fit_time": float(np.mean(fit_times)),
         "predict_time": float(np.mean(predict_times)),
-        "total_time": time.time() - start,
-        "n_train_rows": int(np.mean([len(tr) for tr, _ in folds])),
+        "n_train_rows": int(np.mean([len(folds[i][0]) for i in fold_ids])),
+        "worker_max_rss_mb": _max_rss_mb(),
+        "worker_pid": os.getpid(),
     }
+    if subset is not None:
+        out["fold_ids"] = fold_ids
+        out["oof_index"] = np.concatenate([folds[i][1] for i in fold_ids])
+        out["oof"] = np.concatenate([o["pred"] for o in outs])
+        out["total_time"] = time.time() - start
+        return out
+    for (_, va), o in zip(folds, outs, strict=True):
+        oof[va] = o["pred"]
+    if state is not None and task.get("model_id") and not heavy:
+        out["kept_bags"] = _keep_bag(state, task["model_id"], score(task["metric"], y, oof), pipes)
+    out["oof"] = oof
+    out["total_time"] = time.time() - start
+    return out
+
+
+def _max_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (NaN where unknown)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return float("nan")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # kilobytes on Linux, bytes on macOS
+    return peak / 1024**2 if sys.platform == "darwin" else peak / 1024
 
 
 class BaggedModel:

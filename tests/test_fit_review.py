@@ -1,0 +1,106 @@
+"""Every fit runs the engineer's review: audit first, evaluation and report at the end; imbalanced
+classes bring class weights, SMOTE inside the folds and a tuned decision threshold."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlsmith
+
+
+def _imbalanced(n: int = 800, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    z = rng.normal(size=n)
+    noise = rng.normal(size=n)
+    logit = 2.5 * x + 1.5 * z - 4.0
+    y = (logit + rng.logistic(size=n) > 0).astype(int)
+    return pd.DataFrame({"x": x, "z": z, "noise": noise, "y": np.where(y == 1, "fraud", "ok")})
+
+
+@pytest.fixture(scope="module")
+def imbalanced_run(tmp_path_factory: pytest.TempPathFactory) -> mlsmith.Run:
+    out = tmp_path_factory.mktemp("review") / "run"
+    return mlsmith.fit(_imbalanced(), "y", time_limit=60, out=out, quiet=True, seed=0,
+                       models=["linear", "hist_gradient_boosting", "lightgbm"], strategy="none")
+
+
+def test_imbalance_is_found_and_acted_on(imbalanced_run: mlsmith.Run) -> None:
+    path = Path(imbalanced_run.path)
+    audit = json.loads((path / "audit.json").read_text())
+    finding = [f for f in audit["findings"] if f["check"] == "class_imbalance"]
+    assert finding and finding[0]["severity"] == "warning"
+    assert audit["recommendations"]["smote"] and audit["recommendations"]["threshold_tuning"]
+    board = imbalanced_run.leaderboard().set_index("model")
+    for model_id in ("hist_gradient_boosting_balanced", "linear_balanced", "lightgbm_smote"):
+        assert board.loc[model_id, "status"] == "ok"
+        assert board.loc[model_id, "origin"] == "imbalance"
+    thr = imbalanced_run.metrics["threshold"]
+    assert thr["objective"] == "f1" and 0.0 < thr["value"] < 1.0
+    assert thr["score"] >= thr["score_at_default"]
+
+
+def test_shipped_labels_use_the_tuned_threshold(imbalanced_run: mlsmith.Run) -> None:
+    df = _imbalanced(300, seed=5)
+    proba = imbalanced_run.predict_proba(df)
+    labels = imbalanced_run.predict(df)
+    thr = imbalanced_run.metrics["threshold"]
+    positive = imbalanced_run.classes_[1]
+    cut = thr["value"] if thr["applied"] else None
+    expected = (proba[positive] >= cut) if cut is not None else (proba[positive] > 0.5)
+    if cut is None:  # argmax
+        expected = proba.idxmax(axis=1) == positive
+    assert ((labels == positive) == expected).all()
+
+
+def test_smote_runs_inside_the_pipeline_only() -> None:
+    from mlsmith.schema import infer_schema
+    from mlsmith.select._tasks import build_pipeline
+
+    df = _imbalanced(400)
+    schema, _ = infer_schema(df, "y")
+    pipe = build_pipeline(schema, "lightgbm", {"resample": "smote"}, 400, 0, 1, None)
+    assert list(pipe.named_steps) == ["prep", "smote", "model"]
+    y = (df["y"] == "fraud").astype(int).to_numpy()
+    pipe.fit(df.drop(columns="y"), y)
+    assert pipe.predict_proba(df.drop(columns="y")).shape == (400, 2)  # no rows added at predict
+
+
+def test_evaluation_report_and_card_are_written(imbalanced_run: mlsmith.Run) -> None:
+    path = Path(imbalanced_run.path)
+    ev = json.loads((path / "evaluation.json").read_text())
+    roc = ev["test"]["metrics"]["roc_auc"]
+    assert roc["low"] <= roc["value"] <= roc["high"]
+    assert roc["value"] == pytest.approx(imbalanced_run.metrics["test"]["roc_auc"])
+    assert ev["bias_variance"]["verdict"] in {"underfitting", "fine", "overfitting"}
+    assert [p["n_train"] for p in ev["learning_curve"]["points"]] == \
+        sorted(p["n_train"] for p in ev["learning_curve"]["points"])
+    top = ev["importance"]["features"][0]["feature"]
+    assert top in {"x", "z"}  # the planted signal, not the noise column
+    html = (path / "report.html").read_text()
+    assert "Audit findings" in html and "class_imbalance" in html
+    assert not re.search(r"(src|href)\s*=\s*[\"']?\s*https?:", html)  # nothing from the network
+    card = (path / "model_card.md").read_text()
+    assert "roc_auc" in card
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert {"report.html", "model_card.md", "evaluation.json", "audit.json"} <= set(manifest["files"])
+
+
+def test_leaking_column_stops_the_fit_and_allow_lets_it_go_on(tmp_path: Path) -> None:
+    from mlsmith.errors import AuditError
+
+    df = _imbalanced(400)
+    df["y_code"] = (df["y"] == "fraud").astype(int)  # restates the target
+    with pytest.raises(AuditError, match="y_code"):
+        mlsmith.fit(df, "y", time_limit=20, out=tmp_path / "r", quiet=True, models=["linear"])
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    run = mlsmith.fit(df, "y", time_limit=20, out=tmp_path / "r", quiet=True, models=["linear"],
+                      allow=["target_leakage"], strategy="none", report=False)
+    audit = json.loads((Path(run.path) / "audit.json").read_text())
+    assert audit["allowed"] == ["target_leakage"]
