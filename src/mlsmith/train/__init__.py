@@ -28,12 +28,13 @@ from mlsmith.train._errors import (
 )
 from mlsmith.train._history import History
 from mlsmith.train._nets import MLP, PeriodicEmbedding, ResMLP
+from mlsmith.train._pruning import EpochReporter, OptunaEpochPruner
 from mlsmith.train._trainer import Trainer
 
 __all__ = [
     "Trainer", "History", "MLP", "ResMLP", "PeriodicEmbedding",
     "Callback", "EarlyStopping", "Checkpoint", "ProgressBar", "TensorBoardLogger", "MLflowLogger",
-    "save_checkpoint", "load_checkpoint",
+    "save_checkpoint", "load_checkpoint", "EpochReporter", "OptunaEpochPruner",
     "TrainingError", "NonFiniteLossError", "ShapeMismatchError", "CheckpointMismatchError",
     "TrainingOutOfMemoryError",
 ]

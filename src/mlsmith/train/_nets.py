@@ -23,13 +23,31 @@ def _activation(name: str) -> nn.Module:
                          f"{', '.join(map(repr, _ACTIVATIONS))}.") from None
 
 
+class BatchNorm1d(nn.BatchNorm1d):
+    """``torch.nn.BatchNorm1d`` that also trains on a batch of one row.
+
+    A one-row batch has no variance to normalise by, and torch's module raises on it in training
+    mode; such a batch (the last, short batch of an epoch, say) is normalised with the running
+    statistics instead, and leaves them unchanged.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] == 1 and self.track_running_stats:
+            return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight,
+                                            self.bias, False, 0.0, self.eps)
+        return super().forward(x)
+
+
+NORMS = (None, "layer", "batch")
+
+
 def _norm(kind: str | None, width: int) -> nn.Module | None:
-    if kind is None:
+    if kind is None or kind == "none":
         return None
     if kind == "layer":
         return nn.LayerNorm(width)
     if kind == "batch":
-        return nn.BatchNorm1d(width)
+        return BatchNorm1d(width)
     raise ValueError(f"unknown norm {kind!r}; choose None, 'layer' or 'batch'.")
 
 
@@ -114,7 +132,8 @@ class MLP(nn.Module):
     activation : str
         ``"relu"`` (default), ``"gelu"``, ``"silu"``, ``"tanh"`` or ``"leaky_relu"``.
     norm : {None, "layer", "batch"}
-        Normalisation after each hidden linear layer.
+        Normalisation after each hidden linear layer (``"batch"``: a :class:`BatchNorm1d` that
+        also takes one-row batches).
     embedding : nn.Module, optional
         Applied to the input first (a :class:`PeriodicEmbedding`, say); it must have
         ``output_dim``.
@@ -159,9 +178,10 @@ class MLP(nn.Module):
 
 
 class _ResidualBlock(nn.Module):
-    def __init__(self, width: int, hidden: int, dropout: float, activation: str) -> None:
+    def __init__(self, width: int, hidden: int, dropout: float, activation: str,
+                 norm: str | None = "layer") -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(width)
+        self.norm = _norm(norm, width) or nn.Identity()
         self.linear1 = nn.Linear(width, hidden)
         self.act = _activation(activation)
         self.drop1 = nn.Dropout(dropout)
@@ -174,11 +194,32 @@ class _ResidualBlock(nn.Module):
 
 
 class ResMLP(nn.Module):
-    """A residual MLP for tabular data (the "ResNet" of Gorishniy et al., 2021, with LayerNorm).
+    """A residual MLP for tabular data (the "ResNet" of Gorishniy et al., 2021).
 
-    ``Linear(input, width) -> depth x [x + Dropout(Linear(Dropout(act(Linear(LayerNorm(x))))))]
-    -> LayerNorm -> act -> Linear(width, output)``; each block's hidden layer is
-    ``hidden_factor x width`` wide.
+    ``Linear(input, width) -> depth x [x + Dropout(Linear(Dropout(act(Linear(norm(x))))))]
+    -> norm -> act -> Linear(width, output)``. The residual stream is ``width`` wide; block
+    ``i``'s hidden layer is ``hidden_dims[i]`` wide (``hidden_factor x width`` for every block by
+    default).
+
+    Parameters
+    ----------
+    input_dim, output_dim : int
+        Features per row; outputs.
+    width, depth : int
+        Width of the residual stream, and the number of residual blocks.
+    dropout : float
+        Dropout after each block's hidden layer and on each block's output.
+    hidden_factor : float
+        Each block's hidden width relative to ``width``, when ``hidden_dims`` is not given.
+    activation : str
+        As in :class:`MLP`.
+    norm : {"layer", "batch", None}
+        Normalisation at the start of each block and before the head (LayerNorm by default;
+        None for none).
+    hidden_dims : sequence of int, optional
+        One hidden width per block (``depth`` of them).
+    embedding : nn.Module, optional
+        As in :class:`MLP`.
 
     Examples
     --------
@@ -190,18 +231,24 @@ class ResMLP(nn.Module):
 
     def __init__(self, input_dim: int, width: int, depth: int, output_dim: int,
                  dropout: float = 0.0, hidden_factor: float = 2.0, activation: str = "relu",
-                 embedding: nn.Module | None = None) -> None:
+                 embedding: nn.Module | None = None, norm: str | None = "layer",
+                 hidden_dims: Sequence[int] | None = None) -> None:
         super().__init__()
         if input_dim < 1 or output_dim < 1 or width < 1 or depth < 0:
             raise ValueError("ResMLP needs input_dim, output_dim, width >= 1 and depth >= 0.")
+        if hidden_dims is None:
+            hidden_dims = [max(1, int(round(width * hidden_factor)))] * depth
+        hidden_dims = [int(h) for h in hidden_dims]
+        if len(hidden_dims) != depth or min(hidden_dims, default=1) < 1:
+            raise ValueError(f"ResMLP: hidden_dims must hold {depth} positive widths (one per "
+                             f"block), got {hidden_dims}.")
         self.input_dim = int(input_dim)
         self.output_dim = int(output_dim)
         self.embedding = embedding
         self.first = nn.Linear(_check_embedding(embedding, input_dim), width)
-        hidden = max(1, int(round(width * hidden_factor)))
-        self.blocks = nn.Sequential(*[_ResidualBlock(width, hidden, dropout, activation)
-                                      for _ in range(depth)])
-        self.head = nn.Sequential(nn.LayerNorm(width), _activation(activation),
+        self.blocks = nn.Sequential(*[_ResidualBlock(width, h, dropout, activation, norm)
+                                      for h in hidden_dims])
+        self.head = nn.Sequential(_norm(norm, width) or nn.Identity(), _activation(activation),
                                   nn.Linear(width, output_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
