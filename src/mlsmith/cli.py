@@ -78,7 +78,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
                       ensemble=not args.no_ensemble, strategy=args.strategy, trials=args.trials,
                       jobs=args.jobs, storage=args.storage, tracking_uri=args.tracking_uri,
                       track=False if args.no_tracking else None, allow=args.allow or [],
-                      time_column=args.time_column, report=not args.no_report, quiet=args.quiet)
+                      time_column=args.time_column, report=not args.no_report,
+                      backend=args.backend, ray_address=args.ray_address, quiet=args.quiet)
     if not args.quiet:
         _print_summary(run)
     else:
@@ -308,6 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--storage", metavar="URL",
                    help="study store: default a journal file in the run directory; "
                    "postgresql://... shares the study with 'mlsmith worker' processes")
+    f.add_argument("--backend", choices=["optuna", "ray"], default="optuna",
+                   help="where search trials run: optuna (default: this machine, or every "
+                   "machine sharing --storage) or ray (Ray Tune with ASHA)")
+    f.add_argument("--ray-address", metavar="ADDR",
+                   help="with --backend ray: a running Ray cluster (default: start a local one)")
     f.add_argument("--tracking-uri", metavar="URI",
                    help="MLflow tracking server (default: sqlite:///RUN_DIR/mlflow.db when "
                    "MLflow is installed)")

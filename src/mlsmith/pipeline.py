@@ -61,6 +61,8 @@ class FitConfig:
     allow: list[str] = field(default_factory=list)
     time_column: str | None = None
     report: bool = True
+    backend: str = "optuna"
+    ray_address: str | None = None
 
     @property
     def budget_seconds(self) -> float:
@@ -82,6 +84,11 @@ class FitConfig:
         if self.trials is not None and (not isinstance(self.trials, int) or self.trials < 0):
             raise ConfigError(f"--trials must be a whole number of search trials, 0 or more: "
                               f"got {self.trials}.")
+        if self.backend not in ("optuna", "ray"):
+            raise ConfigError(f"unknown --backend {self.backend!r}: use optuna or ray.")
+        if self.backend == "ray" and self.storage:
+            raise ConfigError("--storage applies to the optuna backend; Ray keeps its own trial "
+                              "state: drop --storage or use --backend optuna.")
         if not isinstance(self.jobs, int) or self.jobs < 1:
             raise ConfigError(f"--jobs must be at least 1: got {self.jobs}.")
         if not 0.0 <= float(self.test_size) < 1.0:
@@ -158,6 +165,7 @@ def fit(data: Any, target: str, *, time_limit: float | None = _UNSET,
         trials: int | None = None, jobs: int = 1, storage: str | None = None,
         tracking_uri: str | None = None, track: bool | None = None,
         allow: list[str] | None = None, time_column: str | None = None, report: bool = True,
+        backend: str = "optuna", ray_address: str | None = None,
         quiet: bool = False, progress: Any = None) -> Any:
     """Fit the best model for ``target`` within ``time_limit`` seconds and save the run.
 
@@ -185,6 +193,10 @@ def fit(data: Any, target: str, *, time_limit: float | None = _UNSET,
     tracking_uri, track
         MLflow tracking (default: a SQLite file in the run directory when MLflow is installed;
         ``track=False`` turns it off).
+    backend, ray_address
+        Where search trials run: ``"optuna"`` (default; this machine, or every machine sharing
+        ``storage``) or ``"ray"`` (Ray Tune trials with ASHA on a local Ray instance, or the
+        cluster at ``ray_address``; needs the ``scale`` extra).
     allow, time_column, report
         Audit checks whose errors only warn; a column ordering the rows in time (the split and
         the folds then follow time); whether to write report.html and model_card.md.
@@ -216,7 +228,8 @@ def fit(data: Any, target: str, *, time_limit: float | None = _UNSET,
                        source=str(data) if isinstance(data, (str, os.PathLike)) else type(data).__name__,
                        strategy=strategy, trials=trials, jobs=jobs, storage=storage,
                        tracking_uri=tracking_uri, track=track, allow=list(allow or []),
-                       time_column=time_column, report=report)
+                       time_column=time_column, report=report, backend=backend,
+                       ray_address=ray_address)
     config.validate()
     sink = progress if progress is not None else console_sink(quiet)
     try:
@@ -785,14 +798,17 @@ def stage_tune(state: FitState) -> None:
                                f"processes may join with 'mlsmith worker {study_name} "
                                f"--storage {config.storage}'"})
     deadline = None if config.time_limit is None else budget.clock() + max(left, 0.0)
+    ray = config.backend == "ray"
     table = tune(state.data_path, families, metric=state.metric, strategy=config.strategy,
                  n_trials=config.trials, deadline=deadline, seed=config.seed, n_jobs=config.jobs,
-                 cores_per_trial=max(1, state.n_jobs // config.jobs), storage=storage,
+                 cores_per_trial=max(1, state.n_jobs // config.jobs),
+                 storage=None if ray else storage,
                  study_name=study_name, oof_dir=str(state.writer.path("state/oof")),
                  workdir=str(state.writer.path("scratch/tune")), on_event=on_event,
-                 workers=[state.worker] if config.jobs == 1 else None,
-                 source=None)  # remote workers read the bundle from a shared folder
-    found = to_results(storage, study_name)
+                 workers=[state.worker] if config.jobs == 1 and not ray else None,
+                 source=None,  # remote workers read the bundle from a shared folder
+                 backend=config.backend, ray_address=config.ray_address)
+    found = to_results(table) if ray else to_results(storage, study_name)
     kept = {r.candidate.model_id for r in found}
     for r in found:
         r.bag_generation = -1  # trials keep no fold models: a chosen trial is refit

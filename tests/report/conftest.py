@@ -205,7 +205,8 @@ def add_search_trials(run_dir: Path, n: int = 12) -> list[dict[str, Any]]:
     rows = []
     for i in range(n):
         score = float(0.30 * np.exp(-0.25 * i) + rng.uniform(0, 0.05))
-        rows.append({"model": f"hist_gradient_boosting_trial{i}",
+        # named apart from the fit's own trials, which may be hist_gradient_boosting_trial{i}
+        rows.append({"model": f"hgb_tpe_trial{i}",
                      "family": "hist_gradient_boosting", "origin": "search:tpe",
                      "status": "ok" if i != 5 else "pruned",
                      f"cv_{metric}": score if i != 5 else np.nan,

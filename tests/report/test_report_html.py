@@ -16,7 +16,7 @@ import pytest
 from mlsmith.errors import RunDirError
 from mlsmith.report import NOT_RECORDED, render_report, write_report
 from mlsmith.report._html import SECTIONS, short_value
-from mlsmith.report._io import fmt, fmt_score, origin_kind, origin_label
+from mlsmith.report._io import fmt, fmt_score, origin_kind, origin_label, trailing_int
 
 
 def section(html: str, sid: str) -> str:
@@ -119,12 +119,13 @@ def test_leaderboard_lists_every_candidate_best_first(reports, full_runs, name) 
                        re.DOTALL).group(0)
     rows = re.findall(r"<tr[^>]*>(.*?)</tr>", listed, re.DOTALL)[1:]
     order = [re.search(r"<code>(.*?)</code>", r).group(1) for r in rows]
-    cv = dict(zip(board["model"], board[f"cv_{metric}"], strict=True))
-    status = dict(zip(board["model"], board["status"], strict=True))
-    scores = [cv[m] for m in order if status[m] == "ok" and pd.notna(cv[m])]
+    cv_cells = [re.findall(r"<td[^>]*>", r)[3] for r in rows]  # #, model, origin, CV
+    scores = [float(re.search(r'data-v="([^"]*)"', c).group(1)) for c, r in zip(
+        cv_cells, rows, strict=True) if 'data-v=""' not in c and "b-muted" not in r]
     assert scores == sorted(scores)  # losses: lower first
     assert f"CV {metric}" in board_html
     best = board.loc[board["status"] == "ok", f"cv_{metric}"].min()
+    assert scores[0] == pytest.approx(best, rel=1e-12)
     assert order[0] in set(board.loc[board[f"cv_{metric}"] == best, "model"])
     assert fmt_score(best) in board_html
     assert "★" in board_html
@@ -246,7 +247,9 @@ def test_search_history(reports, full_runs, copy_of) -> None:
     trials = board[board["origin"] == "search:tpe"]
     best = trials.loc[trials["cv_log_loss"].idxmin()]
     assert f"{len(trials)} search trials" in search
-    assert f"<code>{best['model']}</code> (trial {int(best['trial'])})" in search
+    # the fit's own trials (if it searched) have no trial column: their name's number
+    number = int(best["trial"]) if pd.notna(best["trial"]) else trailing_int(best["model"])
+    assert f"<code>{best['model']}</code> (trial {number})" in search
     assert f"scored {fmt_score(best['cv_log_loss'])}" in search
     unfinished = trials["status"] != "ok"
     assert f"{unfinished.sum()} did not finish (" in search

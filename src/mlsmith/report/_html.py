@@ -788,7 +788,9 @@ def _leaderboard(ctx: _Ctx) -> str:
         parts = [f"{n_ok} scored"] if n_ok else []
         parts += [f"{n} {s}" for s, n in Counter(_status(r) for _, r in rest
                                                   if _status(r) != "ok").most_common()]
-        out.append(f'<details class="board-all"><summary>Show all {len(numbered)} rows '
+        which = (f"all {len(numbered)}" if total == len(numbered)
+                 else f"the first {len(numbered)} of {total}")
+        out.append(f'<details class="board-all"><summary>Show {which} rows '
                    f"({len(rest)} more: {e(', '.join(parts))})</summary>"
                    + _board_table(header, [_board_row(ctx, i, r, cols, chosen)
                                            for i, r in numbered], "board-all")

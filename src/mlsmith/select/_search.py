@@ -43,10 +43,12 @@ PORTFOLIO_ORDER: list[tuple[str, int]] = [
     ("knn", 0),
     ("catboost", 0),
     ("lightgbm", 1),
+    ("neural", 0),
     ("extra_trees", 0),
     ("random_forest", 0),
     ("lightgbm", 2),
     ("hist_gradient_boosting", 1),
+    ("neural", 1),
 ]
 
 
@@ -158,7 +160,16 @@ def run_portfolio(candidates: list[Candidate], families: dict[str, ModelFamily],
     must_run = "hist_gradient_boosting_1"
     on_event("model_end", {"result": results[0]})
     done = done or {}
-    for cand in candidates:
+    queue = list(candidates)
+    promoted = False
+    while queue:
+        if not promoted and _smooth_problem(results, metric):
+            # the linear model rivals the trees: a neural network is likely to do well here,
+            # so it runs next instead of after the remaining tree ensembles
+            promoted = True
+            nets = [c for c in queue if c.family == "neural"][:1]
+            queue = nets + [c for c in queue if c not in nets]
+        cand = queue.pop(0)
         if cand.model_id in done:
             results.append(done[cand.model_id])
             on_event("model_end", {"result": results[-1]})
@@ -211,6 +222,24 @@ def run_portfolio(candidates: list[Candidate], families: dict[str, ModelFamily],
         results.append(res)
         on_event("model_end", {"result": res})
     return results
+
+
+#: the neural network is tried early when the linear model's error is at most this multiple of
+#: the best tree model's (a smooth problem: measured on the public suite, texture and letter)
+SMOOTH_RATIO = 1.25
+
+
+def _smooth_problem(results: list[Result], metric: str) -> bool:
+    """True once linear and tree models have run and the linear one is nearly as good."""
+    ok = {r.candidate.family: r.cv_mean for r in results if r.status == "ok"}
+    trees = [v for f, v in ok.items() if f not in ("linear", "knn", "neural", "constant")]
+    if "linear" not in ok or not trees:
+        return False
+
+    def error(value: float) -> float:
+        return 1.0 - value if get_metric(metric).greater_is_better else -value
+
+    return error(ok["linear"]) <= SMOOTH_RATIO * min(error(v) for v in trees)
 
 
 #: an ensemble must cut the best single model's out-of-fold error by this share to be shipped:

@@ -5,7 +5,10 @@ search, a strategy (``tpe``, ``random``, ``grid``), a budget (trials and / or ti
 store, runs trials in worker processes with fold-level pruning, and returns the trial table.
 :func:`run_worker` joins a study another process started (``mlsmith worker STUDY --storage``).
 
-Optuna is imported on first use, so ``import mlsmith.tune`` is cheap.
+``tune(..., backend="ray")`` runs the trials as Ray Tune trials with ASHA scheduling instead,
+on a local Ray instance or an existing cluster (``ray_address``; needs ``mlsmith[scale]``).
+
+Optuna and Ray are imported on first use, so ``import mlsmith.tune`` is cheap.
 
 >>> from mlsmith.tune import prepare_bundle, tune                    # doctest: +SKIP
 >>> prepare_bundle("train.csv", "label", "bundle.joblib")             # doctest: +SKIP
@@ -22,12 +25,14 @@ __all__ = [
     "prepare_bundle", "suggest", "suggest_config", "grid", "make_sampler", "make_pruner",
     "open_storage", "create_study", "recover_stale", "tree_rss_bytes", "MemoryMonitor",
     "SearchSpec", "cmd_tune", "cmd_worker", "add_tune_arguments", "add_worker_arguments",
+    "tune_ray", "to_results_ray",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlsmith.tune._cli import add_tune_arguments, add_worker_arguments, cmd_tune, cmd_worker
     from mlsmith.tune._data import prepare_bundle
     from mlsmith.tune._memory import MemoryMonitor, tree_rss_bytes
+    from mlsmith.tune._ray import to_results_ray, tune_ray
     from mlsmith.tune._runner import SearchSpec
     from mlsmith.tune._spaces import grid, suggest, suggest_config
     from mlsmith.tune._study import (
@@ -55,6 +60,7 @@ _WHERE = {
     "create_study": "_study", "recover_stale": "_study", "tree_rss_bytes": "_memory",
     "MemoryMonitor": "_memory", "SearchSpec": "_runner", "cmd_tune": "_cli",
     "cmd_worker": "_cli", "add_tune_arguments": "_cli", "add_worker_arguments": "_cli",
+    "tune_ray": "_ray", "to_results_ray": "_ray",
 }
 
 

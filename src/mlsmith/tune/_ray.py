@@ -361,34 +361,47 @@ def _row(number: int, trial_id: str, config: dict[str, Any], metrics: dict[str, 
 
 def _progress_callback(on_event: Event, stopped: set[str], ctx: dict[str, Any]) -> Any:
     """A Ray Tune callback turning trial starts and ends into ``on_event`` calls (with the
-    caller's standard output: Tune's own goes nowhere)."""
+    caller's standard output: Tune's own goes nowhere). Tune pickles its callbacks with the
+    experiment's state; the pickled copy carries no hooks (``on_event`` may hold anything)."""
     import sys
 
     from ray.tune import Callback
 
-    stdout = sys.stdout
-
     class Progress(Callback):
+        def __init__(self, hooks: dict[str, Any]) -> None:
+            self._hooks = hooks
+
+        def __getstate__(self) -> dict[str, Any]:
+            return {"_hooks": None}
+
+        def _emit(self, event: str, payload: dict[str, Any]) -> None:
+            with contextlib.redirect_stdout(self._hooks["stdout"]):
+                self._hooks["on_event"](event, payload)
+
         def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            if not self._hooks:
+                return
             number = trials.index(trial)
-            raw = ctx["points"][trial.config[POINT]] if POINT in trial.config else trial.config
+            c = self._hooks["ctx"]
+            raw = c["points"][trial.config[POINT]] if POINT in trial.config else trial.config
             try:
-                family, params = config_from_params(ctx["spaces"], raw)
+                family, params = config_from_params(c["spaces"], raw)
             except (KeyError, ValueError, IndexError):
                 family, params = "", dict(raw)
-            origin = ctx["origins"][number] if number < len(ctx["origins"]) else ctx["origin"]
-            with contextlib.redirect_stdout(stdout):
-                on_event("trial_start", {"trial": number, "family": family, "params": params,
-                                         "origin": origin})
+            origin = c["origins"][number] if number < len(c["origins"]) else c["origin"]
+            self._emit("trial_start", {"trial": number, "family": family, "params": params,
+                                       "origin": origin})
 
         def _end(self, trials: list, trial: Any, error: Any) -> None:
+            if not self._hooks:
+                return
             number = trials.index(trial)
             row = _row(number, trial.trial_id, trial.config, trial.last_result or {}, error,
-                       stopped_early=trial.trial_id in stopped, ctx=ctx)
+                       stopped_early=trial.trial_id in self._hooks["stopped"],
+                       ctx=self._hooks["ctx"])
             if row is not None:
-                ctx["ended"].add(number)
-                with contextlib.redirect_stdout(stdout):
-                    on_event("trial_end", {"trial": number, "row": row})
+                self._hooks["ctx"]["ended"].add(number)
+                self._emit("trial_end", {"trial": number, "row": row})
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any,
                               **info: Any) -> None:
@@ -397,7 +410,8 @@ def _progress_callback(on_event: Event, stopped: set[str], ctx: dict[str, Any]) 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             self._end(trials, trial, trial.error_msg or "the trial failed")
 
-    return Progress()
+    return Progress({"on_event": on_event, "stdout": sys.stdout, "stopped": stopped,
+                     "ctx": ctx})
 
 
 def _save_oof(result: Any, path: Path) -> str | None:
