@@ -206,7 +206,18 @@ def run_mlsmith(job: Job, train: pd.DataFrame, test_X: pd.DataFrame) -> Predicti
             out=out,
             # e.g. MLSMITH_BENCH_MODELS=neural measures one family alone (the neural benchmark)
             models=os.environ.get("MLSMITH_BENCH_MODELS") or None,
+            # MLSMITH_BENCH_STRATEGY=none: the default portfolio alone (the search benchmark)
+            strategy=os.environ.get("MLSMITH_BENCH_STRATEGY") or "tpe",
         )
+        keep = os.environ.get("MLSMITH_BENCH_KEEP")
+        if keep:  # the run's own record (timings, search summary, leaderboard) for later study
+            import shutil
+
+            dest = Path(keep) / job.outfile.stem
+            dest.mkdir(parents=True, exist_ok=True)
+            for name in ("metrics.json", "leaderboard.csv", "audit.json", "manifest.json"):
+                if (Path(out) / name).exists():
+                    shutil.copy2(Path(out) / name, dest / name)
         if job.is_classification:
             proba = run.predict_proba(test_X)
             if not isinstance(proba, pd.DataFrame):

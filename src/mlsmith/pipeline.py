@@ -323,6 +323,7 @@ class FitState:
     threshold: dict[str, Any] | None = None
     board: Any = None
     search: dict[str, Any] | None = None
+    overhead: dict[str, float] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
     tracker: Any = None
 
@@ -703,11 +704,18 @@ def stage_search(state: FitState) -> None:
                 _fault(f"trial:{n_trials[0]}")
         state.sink(event, payload)
 
+    t_start = time.time()
     state.results = run_portfolio(
         candidates, fam_map, state.worker, state.data_path, state.y_train, state.folds,
         state.kind, len(state.schema.task.classes), state.metric, config.seed, state.n_jobs,
         state.budget, lambda results, full=True: _reserve(state, results, full), on_event,
         done=done)
+    # time of this stage not spent inside the worker's cross-validation calls (fitting and
+    # scoring): planning, estimates, task hand-over, the baseline
+    inside = sum(r.total_time for r in state.results
+                 if r.candidate.model_id not in done and np.isfinite(r.total_time)
+                 and r.status in ("ok", "failed"))
+    state.overhead["portfolio"] = round(max(time.time() - t_start - inside, 0.0), 3)
     state.mark("search")
 
 
@@ -799,6 +807,7 @@ def stage_tune(state: FitState) -> None:
                                f"--storage {config.storage}'"})
     deadline = None if config.time_limit is None else budget.clock() + max(left, 0.0)
     ray = config.backend == "ray"
+    t_start = time.time()
     table = tune(state.data_path, families, metric=state.metric, strategy=config.strategy,
                  n_trials=config.trials, deadline=deadline, seed=config.seed, n_jobs=config.jobs,
                  cores_per_trial=max(1, state.n_jobs // config.jobs),
@@ -823,6 +832,12 @@ def stage_tune(state: FitState) -> None:
             note = note or f"pruned after {row.get('folds_done')} folds ({col} {row[col]:.4g})"
         others.append(Result(cand, str(row["status"]), note=str(note),
                              total_time=float(row.get("cv_time_s") or float("nan"))))
+    wall = time.time() - t_start
+    if "work_time_s" in table.columns and config.jobs == 1 and not ray:
+        # time not spent inside the worker's fit / score calls: sampling, the study store,
+        # pruning decisions, task hand-over (trials of an earlier, killed attempt excluded)
+        inside = float(np.nansum(table["work_time_s"].to_numpy(dtype=float)))
+        state.overhead["search"] = round(max(wall - inside, 0.0), 3)
     state.results = state.results + found + others
     state.search = {"strategy": config.strategy, "families": families, "storage": storage,
                     "study": study_name, "trials": int(len(table)), "completed": len(found),
@@ -1107,6 +1122,7 @@ def stage_save(state: FitState) -> Any:
                  "folds": state.n_folds},
         "threshold": state.threshold,
         "search": state.search,
+        "overhead_s": state.overhead,
         "timings_s": {k: round(v, 3) for k, v in state.timings.items()},
         "resumed_after_s": round(state.spent_before, 3) if state.spent_before else None,
         "notes": state.notes,
