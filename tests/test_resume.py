@@ -28,7 +28,8 @@ def _fit(out: Path, fault: str | None = None, limit: int = 40) -> subprocess.Com
     env = {**os.environ, "MLSMITH_FAULT": fault or ""}
     cmd = [sys.executable, "-m", "mlsmith.cli", "fit", str(DATA), "--target", "species",
            "--out", str(out), "--time-limit", str(limit), "--models",
-           "linear,hist_gradient_boosting,lightgbm", "--seed", "3"]
+           "linear,hist_gradient_boosting,lightgbm", "--seed", "3", "--strategy", "none",
+           "--no-report"]  # the search's own resume is tested in test_fit_search.py
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 
 

@@ -6,8 +6,10 @@ in-process in tests and in the worker process in fits.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import threading
 import time
 import warnings
 from typing import Any
@@ -21,6 +23,8 @@ from mlsmith.schema import Schema
 from mlsmith.select._ensemble import FittedModel, predict_encoded
 
 __all__ = ["build_pipeline", "run_cv", "run_refit"]
+
+log = logging.getLogger("mlsmith")
 
 
 def build_pipeline(schema: Schema, family_name: str, params: dict[str, Any], n_rows: int,
@@ -65,6 +69,69 @@ def _map(fn: Any, items: Any, parallel: int) -> list[Any]:
         return list(pool.map(fn, items))
 
 
+class _EpochSteps:
+    """The ``epoch_callback`` of one fold of a trial that reports epochs.
+
+    Reports epoch ``e`` at step ``(fold + 1) * block + e`` through ``reporter`` (an
+    :class:`mlsmith.train.OptunaEpochPruner` opened on the study's storage; each fold has its
+    own, so folds fitted side by side in threads write through separate storage handles, as
+    separate processes would) and stops the fit when the pruner says so. ``stop`` is shared by
+    the folds of one task: once one fold is pruned the others stop at their next epoch, since
+    the trial is pruned anyway. A storage error turns the reports off rather than failing the
+    fold.
+    """
+
+    def __init__(self, reporter: Any, fold: int, block: int, stop: threading.Event) -> None:
+        self.reporter = reporter
+        self.fold = int(fold)
+        self.block = int(block)
+        self.stop = stop
+        self.pruned_at: int | None = None  # the epoch the pruner stopped this fold at
+        self.broken = False
+
+    def __call__(self, epoch: int, val_loss: float, val_score: float | None) -> bool:
+        if self.stop.is_set():
+            return True
+        if self.broken or not 0 < epoch < self.block:
+            return False
+        try:
+            prune = bool(self.reporter(epoch, val_loss, val_score))
+        except Exception as exc:  # noqa: BLE001 - reporting must not fail the fold
+            log.warning("fold %d: epoch reports to the study stopped: %s", self.fold, exc)
+            self.broken = True
+            return False
+        if prune:
+            self.pruned_at = int(epoch)
+            self.stop.set()
+        return prune
+
+
+def _epoch_callback(task: dict[str, Any], fold: int, stop: threading.Event) -> _EpochSteps | None:
+    """The fold's epoch callback when the task asks for epoch reports (``task["epoch_report"]``:
+    ``storage``, ``study_name``, ``trial_id``, ``block``, ``pruner``)."""
+    spec = task.get("epoch_report")
+    if not spec:
+        return None
+    from mlsmith.train import OptunaEpochPruner
+
+    block = int(spec["block"])
+    reporter = OptunaEpochPruner(spec["storage"], spec["study_name"], int(spec["trial_id"]),
+                                 step_offset=(fold + 1) * block, pruner=spec.get("pruner"))
+    return _EpochSteps(reporter, fold, block, stop)
+
+
+def _final_estimator(pipe: Any) -> Any:
+    steps = getattr(pipe, "steps", None)
+    return steps[-1][1] if steps else pipe
+
+
+def _takes_epoch_callback(estimator: Any) -> bool:
+    try:
+        return "epoch_callback" in estimator.get_params(deep=False)
+    except Exception:  # noqa: BLE001 - not a scikit-learn estimator
+        return False
+
+
 def _keep_bag(state: dict[str, Any], model_id: str, cv_score: float, pipes: list[Any]) -> list[str]:
     bags = state.setdefault("bags", {})
     bags[model_id] = (cv_score, pipes)
@@ -87,6 +154,15 @@ def run_cv(task: dict[str, Any], data: dict[str, Any],
     ``oof_index``, and no fold models are kept. ``worker_max_rss_mb`` is the worker process's
     peak resident memory so far (a flat value over many tasks means no memory is leaking) and
     ``worker_pid`` its process id.
+
+    With ``task["epoch_report"]`` (the search engine's study: ``storage``, ``study_name``,
+    ``trial_id``, ``block``, ``pruner``) a family whose estimator takes an ``epoch_callback``
+    (the neural networks) reports every epoch of fold ``f`` to the trial at step
+    ``(f + 1) * block + epoch`` and stops when the pruner says so; the result then has
+    ``epoch_steps=True``. When a fold was pruned the folds not started yet are skipped and the
+    result is ``{"pruned": True, "pruned_fold", "pruned_epoch", "fold_ids", "fold_scores",
+    "train_scores", ...}`` with the scores of the folds that finished unpruned and no
+    predictions.
     """
     schema: Schema = data["schema"]
     X, y = data["X"], data["y"]
@@ -105,8 +181,11 @@ def run_cv(task: dict[str, Any], data: dict[str, Any],
     # fully grown forests weigh hundreds of MB per fold on large tables: their fold models are
     # dropped as soon as they have predicted, and such a candidate is refit if chosen
     heavy = get_family(task["family"]).capabilities.preprocessing == "tree" and len(y) > 5000
+    pruned = threading.Event()  # set when a fold's epoch reports got it pruned
 
     def one_fold(j: int) -> dict[str, Any]:
+        if pruned.is_set():  # the trial is pruned: the folds not started are not needed
+            return {"skipped": True}
         tr, va = folds[fold_ids[j]]
         # each round of folds gets its share of the time left, so a slow model still
         # finishes every fold
@@ -115,11 +194,23 @@ def run_cv(task: dict[str, Any], data: dict[str, Any],
             fold_deadline = start + (hard - start) * (j // parallel + 1) / rounds
         pipe = build_pipeline(schema, task["family"], task["params"], len(tr), task["seed"],
                               task["n_jobs"], fold_deadline)
+        model = _final_estimator(pipe)
+        callback = _epoch_callback(task, fold_ids[j], pruned) \
+            if _takes_epoch_callback(model) else None
+        if callback is not None:
+            model.set_params(epoch_callback=callback)
         t0 = time.time()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pipe.fit(X.iloc[tr], y[tr])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pipe.fit(X.iloc[tr], y[tr])
+        finally:
+            if callback is not None:  # the fitted model keeps no handle on the study
+                model.set_params(epoch_callback=None)
         t1 = time.time()
+        if callback is not None and getattr(model, "pruned_", False):
+            return {"pruned": True, "epoch": callback.pruned_at, "fit": t1 - t0,
+                    "epochs": True}
         pred = predict_encoded(pipe, X.iloc[va], kind, n_classes)
         t2 = time.time()
         if task.get("train_score", True) and len(tr) <= 20000:
@@ -127,11 +218,13 @@ def run_cv(task: dict[str, Any], data: dict[str, Any],
                                                                        n_classes))
         else:
             train_score = None
-        out = {"pipe": None if heavy else pipe, "pred": pred, "train": train_score, "score": score(task["metric"], y[va], pred),
-               "fit": t1 - t0, "predict": t2 - t1}
-        return out
+        return {"pipe": None if heavy else pipe, "pred": pred, "train": train_score,
+                "score": score(task["metric"], y[va], pred), "fit": t1 - t0, "predict": t2 - t1,
+                "epochs": callback is not None}
 
     outs = _map(one_fold, range(len(fold_ids)), parallel)
+    if pruned.is_set():
+        return _pruned_result(fold_ids, outs)
     pipes = [o["pipe"] for o in outs]
     fold_scores = [o["score"] for o in outs]
     train_scores = [o["train"] for o in outs if o["train"] is not None]
@@ -141,6 +234,7 @@ def run_cv(task: dict[str, Any], data: dict[str, Any],
     kept: list[str] = sorted((state or {}).get("bags", {}))
     out: dict[str, Any] = {
         "kept_bags": kept,
+        "epoch_steps": any(o["epochs"] for o in outs),
         "fold_scores": fold_scores,
         "train_scores": train_scores,
         "fit_time": float(np.mean(fit_times)),
@@ -162,6 +256,30 @@ def run_cv(task: dict[str, Any], data: dict[str, Any],
     out["oof"] = oof
     out["total_time"] = time.time() - start
     return out
+
+
+def _pruned_result(fold_ids: list[int], outs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The result of a task whose trial was pruned inside a fold (see :func:`run_cv`)."""
+    done = [(i, o) for i, o in zip(fold_ids, outs, strict=True) if "score" in o]
+    # the fold the pruner stopped first: the earliest epoch, then the lowest fold
+    first = min(((o["epoch"], i) for i, o in zip(fold_ids, outs, strict=True)
+                 if o.get("pruned") and o.get("epoch") is not None), default=(None, None))
+    fits = [o["fit"] for o in outs if "fit" in o]
+    predicts = [o["predict"] for _, o in done]
+    return {
+        "pruned": True,
+        "pruned_fold": first[1],
+        "pruned_epoch": first[0],
+        "epoch_steps": True,
+        "fold_ids": [i for i, _ in done],
+        "fold_scores": [o["score"] for _, o in done],
+        "train_scores": [o["train"] for _, o in done if o["train"] is not None],
+        "fit_time": float(np.mean(fits)) if fits else float("nan"),
+        "predict_time": float(np.mean(predicts)) if predicts else float("nan"),
+        "kept_bags": [],
+        "worker_max_rss_mb": _max_rss_mb(),
+        "worker_pid": os.getpid(),
+    }
 
 
 def _max_rss_mb() -> float:

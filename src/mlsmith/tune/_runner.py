@@ -6,13 +6,25 @@ folds done so far (``trial.report(mean, step=folds done)``) and asks the pruner 
 so a poor configuration stops after its first folds. Scores are in the metric's natural units
 (losses positive) and the study minimizes or maximizes accordingly.
 
+Networks (a family whose estimator takes an ``epoch_callback``) also report every epoch, from the
+worker, so a hopeless one stops inside its first fold. Their steps are laid out per fold
+(``EPOCH_STEPS`` = 1000, see :class:`mlsmith.tune._study.EpochPruner`): fold ``f``'s epoch
+``e`` at step ``(f + 1) * 1000 + e`` (its validation score, higher-is-better accuracy or minus
+the RMSE, negated when the study minimizes), and the mean CV score of the first ``k`` folds at
+``(k + 1) * 1000``, after every epoch step of those folds. So no step is reported twice, a
+step means the same fold and epoch in every such trial, and none collides with the other
+families' steps ``1..n_folds``. Those steps are judged by :func:`make_epoch_pruner` (in the
+worker and here), not by the study's pruner, whose successive-halving rungs count steps from 1.
+This needs a storage other processes can open (a journal file or a database); with an
+in-memory study the networks report per fold like the other families.
+
 Each trial records, as user attributes: ``owner`` (the process running it), ``family``,
 ``origin`` (``search:<strategy>``, ``initial``), ``status`` (ok, pruned, failed, stopped, ...),
 ``fold_scores`` and ``train_scores`` (natural units, by fold), ``folds_done``, ``fit_time`` and
 ``predict_time`` (mean seconds per fold), ``duration`` (seconds), ``note``,
 ``worker_pid`` and ``worker_max_rss_mb`` (the worker process and its peak memory so far) and,
-for a completed trial, ``oof_path``: its out-of-fold predictions, written atomically before the trial is told
-complete, so an ensemble can use them and a resumed search does not lose them.
+for a completed trial, ``oof_path``: its out-of-fold predictions, written atomically before the
+trial is told complete, so an ensemble can use them and a resumed search does not lose them.
 """
 
 from __future__ import annotations
@@ -33,7 +45,15 @@ import numpy as np
 
 from mlsmith.models import Space
 from mlsmith.tune._spaces import config_from_params, suggest_config
-from mlsmith.tune._study import consumed_numbers, import_optuna, owner_id, recover_stale
+from mlsmith.tune._study import (
+    EPOCH_STEPS,
+    consumed_numbers,
+    import_optuna,
+    make_epoch_pruner,
+    owner_id,
+    recover_stale,
+    storage_spec,
+)
 
 __all__ = ["SearchSpec", "TrialRunner", "NotEvaluated", "trial_row", "SPEC_ATTR"]
 
@@ -139,7 +159,8 @@ class TrialRunner:
     """
 
     def __init__(self, study: Any, storage: Any, spec: SearchSpec, spaces: dict[str, Space], *,
-                 n_rows: int, n_workers: int = 1, cores_per_trial: int = 1, workdir: str | os.PathLike[str],
+                 n_rows: int, n_workers: int = 1, cores_per_trial: int = 1,
+                 workdir: str | os.PathLike[str],
                  oof_dir: str | os.PathLike[str] | None = None, max_trials: int | None = None,
                  on_event: Event | None = None, workers: list[Any] | None = None) -> None:
         from mlsmith.metrics import get_metric
@@ -167,6 +188,9 @@ class TrialRunner:
             self._free.put(w)
         self._lock = threading.Lock()
         self.started: list[int] = []  # numbers of the trials this process evaluated
+        # trials that report epochs write from the worker process: the storage must be shared
+        self.storage_spec = storage_spec(storage)
+        self.epoch_pruner = make_epoch_pruner(spec.pruner)
         self._refresh_spec()
 
     # --- budget ---------------------------------------------------------------------------------
@@ -286,6 +310,10 @@ class TrialRunner:
         soft_end = t0 + SOFT_SHARE * (end - t0) if math.isfinite(end) else None
         folds = list(range(spec.n_folds))
         rounds = [folds[i:i + self.cores] for i in range(0, len(folds), self.cores)]
+        epoch_report = None if self.storage_spec is None else {
+            "storage": self.storage_spec, "study_name": self.study.study_name,
+            "trial_id": trial._trial_id, "block": EPOCH_STEPS, "pruner": self.epoch_pruner}
+        epochs = False  # whether the family reports epochs (the worker says so)
         fold_scores: list[float] = []
         train_scores: list[float] = []
         fit_times: list[float] = []
@@ -295,7 +323,8 @@ class TrialRunner:
             deadline = None if soft_end is None else t0 + (soft_end - t0) * (r + 1) / len(rounds)
             task = {"kind": "cv", "data_path": spec.bundle, "family": family, "params": params,
                     "metric": spec.metric, "seed": spec.seed, "n_jobs": 1,
-                    "parallel": self.cores, "fold_ids": ids, "deadline": deadline}
+                    "parallel": self.cores, "fold_ids": ids, "deadline": deadline,
+                    "epoch_report": epoch_report}
             timeout = end - time.time() if math.isfinite(end) else NO_LIMIT_S
             try:
                 out = worker.run(task, timeout=max(timeout, 0.5))
@@ -306,26 +335,27 @@ class TrialRunner:
                 record.update(status="failed", note=f"failed: {exc}")
                 log.warning("trial %d (%s) failed: %s", trial.number, family, exc)
                 raise NotEvaluated(record["note"]) from None
+            epochs = epochs or bool(out.get("epoch_steps"))
+            if out.get("pruned"):
+                self._record_round(record, out, fold_scores, train_scores, fit_times,
+                                   predict_times)
+                where = "" if out.get("pruned_fold") is None else \
+                    f" at epoch {out['pruned_epoch']} of fold {out['pruned_fold'] + 1}"
+                record["note"] = (f"pruned{where} ({len(fold_scores)} of {spec.n_folds} "
+                                  f"folds done)")
+                raise optuna.TrialPruned(record["note"])
             if oof is None:
                 oof = np.zeros((self.n_rows, *out["oof"].shape[1:]))
             oof[out["oof_index"]] = out["oof"]
-            fold_scores += [self.sign * s for s in out["fold_scores"]]
-            train_scores += [self.sign * s for s in out["train_scores"]]
-            fit_times.append(out["fit_time"])
-            predict_times.append(out["predict_time"])
-            record.update(fold_scores=fold_scores, train_scores=train_scores,
-                          folds_done=len(fold_scores), fit_time=float(np.mean(fit_times)),
-                          predict_time=float(np.mean(predict_times)),
-                          worker_max_rss_mb=_f(out.get("worker_max_rss_mb")),
-                          worker_pid=out.get("worker_pid"))
+            self._record_round(record, out, fold_scores, train_scores, fit_times, predict_times)
             mean = float(np.mean(fold_scores))
             if r < len(rounds) - 1:
-                trial.report(mean, step=len(fold_scores))
-                if trial.should_prune():
+                trial.report(mean, step=self._fold_step(len(fold_scores), epochs))
+                if self._should_prune(trial, epochs):
                     record["note"] = f"pruned after {len(fold_scores)} of {spec.n_folds} folds"
                     raise optuna.TrialPruned(record["note"])
         value = float(np.mean(fold_scores))
-        trial.report(value, step=len(fold_scores))
+        trial.report(value, step=self._fold_step(len(fold_scores), epochs))
         if not math.isfinite(value):
             record.update(status="failed", note="the score is not a finite number")
             raise NotEvaluated(record["note"])
@@ -335,6 +365,36 @@ class TrialRunner:
             record["oof_path"] = str(path)
         record["status"] = "ok"
         return value
+
+    def _record_round(self, record: dict[str, Any], out: dict[str, Any], fold_scores: list[float],
+                      train_scores: list[float], fit_times: list[float],
+                      predict_times: list[float]) -> None:
+        """Add a round's folds (``out`` of the cv task) to the lists and the trial's record."""
+        fold_scores += [self.sign * s for s in out["fold_scores"]]
+        train_scores += [self.sign * s for s in out["train_scores"]]
+        for times, key in ((fit_times, "fit_time"), (predict_times, "predict_time")):
+            if math.isfinite(_f(out.get(key))):
+                times.append(out[key])
+        record.update(fold_scores=fold_scores, train_scores=train_scores,
+                      folds_done=len(fold_scores),
+                      fit_time=float(np.mean(fit_times)) if fit_times else float("nan"),
+                      predict_time=float(np.mean(predict_times)) if predict_times else
+                      float("nan"),
+                      worker_max_rss_mb=_f(out.get("worker_max_rss_mb")),
+                      worker_pid=out.get("worker_pid"))
+
+    @staticmethod
+    def _fold_step(folds_done: int, epochs: bool) -> int:
+        """The step of the mean score after ``folds_done`` folds: after every epoch step of
+        those folds for a trial that reports epochs (see the module's notes)."""
+        return (folds_done + 1) * EPOCH_STEPS if epochs else folds_done
+
+    def _should_prune(self, trial: Any, epochs: bool) -> bool:
+        if not epochs:
+            return bool(trial.should_prune())
+        # the worker's epoch reports are in the store, not in this trial object's cache
+        frozen = self.storage.get_trial(trial._trial_id)
+        return bool(self.epoch_pruner.prune(self.study, frozen))
 
     def close(self) -> None:
         if self._own:

@@ -38,7 +38,7 @@ from mlsmith.errors import ConfigError, MissingDependencyError, did_you_mean
 __all__ = [
     "STRATEGIES", "PRUNERS", "import_optuna", "make_sampler", "make_pruner", "open_storage",
     "create_study", "owner_id", "owner_alive", "recover_stale", "consumed_numbers",
-    "is_rdb_url",
+    "is_rdb_url", "EPOCH_STEPS", "EpochPruner", "make_epoch_pruner", "storage_spec",
 ]
 
 log = logging.getLogger("mlsmith")
@@ -50,6 +50,12 @@ PRUNERS = ("hyperband", "sha", "median", "none")
 UNOWNED_GRACE_S = 60.0
 #: how many times one configuration is retried after its process died
 MAX_RETRY = 3
+#: steps per fold of a trial that reports epochs: fold ``f``'s epoch ``e`` is reported at step
+#: ``(f + 1) * EPOCH_STEPS + e`` and the mean score of the first ``k`` folds at
+#: ``(k + 1) * EPOCH_STEPS``; epochs from ``EPOCH_STEPS`` on are not reported
+EPOCH_STEPS = 1000
+#: share of the finished trials a trial must not fall behind, by pruner name (epoch pruning)
+EPOCH_WORST_SHARE = {"hyperband": 1 / 3, "sha": 1 / 3, "median": 0.5}
 
 _RDB_PREFIXES = ("postgresql", "postgres", "mysql", "sqlite", "oracle", "mssql")
 
@@ -98,7 +104,8 @@ def make_sampler(strategy: str, seed: int | None, grid: dict[str, list[Any]] | N
             return optuna.samplers.RandomSampler(seed=seed)
         if strategy == "grid":
             if not grid:
-                raise ConfigError("the grid strategy needs a grid: pass grid=mlsmith.tune.grid(space).")
+                raise ConfigError("the grid strategy needs a grid: "
+                                  "pass grid=mlsmith.tune.grid(space).")
             return optuna.samplers.GridSampler(grid, seed=seed)
     raise ConfigError(f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}."
                       + did_you_mean(strategy, STRATEGIES))
@@ -134,6 +141,107 @@ def make_pruner(name: str = "hyperband", n_steps: int | None = None, *,
         return optuna.pruners.NopPruner()
     raise ConfigError(f"unknown pruner {name!r}: use one of {', '.join(PRUNERS)}."
                       + did_you_mean(key, PRUNERS))
+
+
+class EpochPruner:
+    """The pruner of trials that report epochs (neural networks), by their step numbers.
+
+    Steps are laid out per fold (:data:`EPOCH_STEPS`): fold ``f``'s epoch ``e`` at
+    ``(f + 1) * block + e``, the mean score of the first ``k`` folds at ``(k + 1) * block``.
+    At an epoch step the trial's best value so far in that fold is compared with the values the
+    finished (COMPLETE) trials reported at the same step (same fold, same epoch); at a fold step
+    its mean score with theirs. The trial is pruned when it is worse than the ``worst_share``
+    quantile of those values (``0.5``: below the median), counted from the worst. Nothing is
+    pruned during a fold's first ``n_warmup_epochs`` epochs, at a step fewer than
+    ``n_min_trials`` finished trials reached, nor at a step below ``block`` (the per-fold steps
+    of the other families, judged by the study's own pruner).
+
+    Optuna's successive halving and Hyperband count resource in steps from 1 (folds here), and
+    its median pruner compares a trial's best value over all its steps, which would mix epochs
+    of one fold with the next and with the fold means; hence a pruner of its own. It duck-types
+    ``optuna.pruners.BasePruner`` and pickles, so it travels to the worker that trains.
+    """
+
+    def __init__(self, worst_share: float = 0.5, *, n_min_trials: int = 2,
+                 n_warmup_epochs: int = 5, block: int = EPOCH_STEPS) -> None:
+        if not 0.0 < worst_share < 1.0:
+            raise ValueError(f"worst_share must be in (0, 1): got {worst_share}")
+        self.worst_share = float(worst_share)
+        self.n_min_trials = max(1, int(n_min_trials))
+        self.n_warmup_epochs = max(0, int(n_warmup_epochs))
+        self.block = int(block)
+
+    def prune(self, study: Any, trial: Any) -> bool:
+        import math
+
+        import numpy as np
+
+        optuna = import_optuna()
+        step = trial.last_step
+        if step is None or step < self.block:
+            return False
+        epoch = step % self.block
+        if 0 < epoch <= self.n_warmup_epochs:
+            return False
+        maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+        if epoch:  # the best epoch so far in this fold
+            start = step - epoch
+            mine = [v for s, v in trial.intermediate_values.items() if start < s <= step]
+        else:
+            mine = [trial.intermediate_values[step]]
+        finite = [v for v in mine if math.isfinite(v)]
+        if not finite:  # diverged: as bad as it gets
+            own = -math.inf if maximize else math.inf
+        else:
+            own = max(finite) if maximize else min(finite)
+        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        others = [t.intermediate_values[step] for t in done if step in t.intermediate_values]
+        others = [v for v in others if math.isfinite(v)]
+        if len(others) < self.n_min_trials:
+            return False
+        if maximize:
+            return bool(own < float(np.quantile(others, self.worst_share)))
+        return bool(own > float(np.quantile(others, 1.0 - self.worst_share)))
+
+    def __repr__(self) -> str:
+        return (f"EpochPruner(worst_share={self.worst_share:.3g}, "
+                f"n_min_trials={self.n_min_trials}, n_warmup_epochs={self.n_warmup_epochs})")
+
+
+def make_epoch_pruner(name: str = "hyperband") -> Any:
+    """The pruner of trials that report epochs, for the search's pruner setting ``name``.
+
+    ``median``: prune a network below the median of the finished trials at the same fold and
+    epoch; ``hyperband`` and ``sha``: only one in the worst third (a step is judged at every
+    epoch, far more often than successive halving's rungs); ``none``: Optuna's ``NopPruner``
+    (the epochs are still reported, as learning curves).
+    """
+    optuna = import_optuna()
+    key = (name or "none").lower()
+    key = {"successive_halving": "sha", "asha": "sha"}.get(key, key)
+    if key in EPOCH_WORST_SHARE:
+        return EpochPruner(EPOCH_WORST_SHARE[key])
+    if key in ("none", "nop", "off"):
+        return optuna.pruners.NopPruner()
+    make_pruner(name)  # raises the error with the hint
+    raise AssertionError(name)  # pragma: no cover
+
+
+def storage_spec(storage: Any) -> str | None:
+    """The spec another process opens ``storage`` with (:func:`open_storage`): the journal
+    file's path or the database URL; None for an in-memory or unknown storage."""
+    optuna = import_optuna()
+    store = storage
+    cached = getattr(optuna.storages, "_CachedStorage", None)
+    if cached is not None and isinstance(store, cached):
+        store = store._backend
+    if isinstance(store, optuna.storages.RDBStorage):
+        return str(store.url)
+    journal = getattr(optuna.storages, "JournalStorage", None)
+    if journal is not None and isinstance(store, journal):
+        path = getattr(getattr(store, "_backend", None), "_file_path", None)
+        return None if path is None else str(path)
+    return None
 
 
 def is_rdb_url(spec: Any) -> bool:
