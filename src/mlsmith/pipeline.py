@@ -839,7 +839,8 @@ def stage_tune(state: FitState) -> None:
         inside = float(np.nansum(table["work_time_s"].to_numpy(dtype=float)))
         state.overhead["search"] = round(max(wall - inside, 0.0), 3)
     state.results = state.results + found + others
-    state.search = {"strategy": config.strategy, "families": families, "storage": storage,
+    state.search = {"strategy": config.strategy, "families": families,
+                    "storage": config.storage or "study/journal.log",
                     "study": study_name, "trials": int(len(table)), "completed": len(found),
                     "seconds": round(max(left, 0.0), 3) if config.time_limit else None}
     state.mark("tune")

@@ -109,8 +109,11 @@ def test_two_jobs_lose_and_duplicate_no_trial(binary_bundle: str, tmp_path: Path
                  oof_dir=tmp_path / "oof", on_event=lambda e, d: events.append((e, d["trial"])))
     assert sorted(table["trial"]) == list(range(6)) and list(table["status"]) == ["ok"] * 6
     study = _load(storage)
-    assert len(study.get_trials()) == 6 and len(consumed_numbers(study.get_trials())) == 6
-    pids = {t.user_attrs["worker_pid"] for t in study.get_trials()}
+    assert len(consumed_numbers(study.get_trials())) == 6
+    # two threads may race past the budget: such a trial is recorded as surplus and never run
+    extra = [t for t in study.get_trials() if t.number not in set(table["trial"])]
+    assert all(t.user_attrs.get("status") == "surplus" for t in extra) and len(extra) <= 1
+    pids = {t.user_attrs["worker_pid"] for t in study.get_trials() if t.number in set(table["trial"])}
     assert len(pids) == 2 and os.getpid() not in pids  # two worker processes
     assert sorted(n for e, n in events if e == "trial_end") == list(range(6))
     assert len(list((tmp_path / "oof").glob("trial_*.npy"))) == 6

@@ -375,6 +375,9 @@ class TrialRunner:
         for times, key in ((fit_times, "fit_time"), (predict_times, "predict_time")):
             if math.isfinite(_f(out.get(key))):
                 times.append(out[key])
+        # wall time inside the worker's cross-validation call: fitting and scoring
+        inside = _f(out.get("total_time"))
+        record["work_time"] = record.get("work_time", 0.0) + (inside if inside > 0 else 0.0)
         record.update(fold_scores=fold_scores, train_scores=train_scores,
                       folds_done=len(fold_scores),
                       fit_time=float(np.mean(fit_times)) if fit_times else float("nan"),
@@ -454,6 +457,7 @@ def trial_row(t: Any, spec: SearchSpec, spaces: dict[str, Space] | None = None) 
         "fit_time_s": _f(ua.get("fit_time")),
         "predict_time_s": _f(ua.get("predict_time")),
         "cv_time_s": _f(ua.get("duration")),
+        "work_time_s": _f(ua.get("work_time")),
         "params": json.dumps(params, sort_keys=True, default=str),
         "oof_path": ua.get("oof_path"),
         "owner": ua.get("owner"),
