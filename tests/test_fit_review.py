@@ -104,3 +104,48 @@ def test_leaking_column_stops_the_fit_and_allow_lets_it_go_on(tmp_path: Path) ->
                       allow=["target_leakage"], strategy="none", report=False)
     audit = json.loads((Path(run.path) / "audit.json").read_text())
     assert audit["allowed"] == ["target_leakage"]
+
+
+def test_time_column_gives_a_time_ordered_split(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    n = 300
+    when = pd.date_range("2024-01-01", periods=n, freq="D")
+    df = pd.DataFrame({"when": rng.permutation(when), "x": rng.normal(size=n)})
+    df["y"] = 2 * df["x"] + rng.normal(scale=0.1, size=n)
+    run = mlsmith.fit(df, "y", time_limit=20, out=tmp_path / "r", quiet=True, models=["linear"],
+                      time_column="when", strategy="none", report=False)
+    splits = np.load(Path(run.path) / "splits.npz")
+    train_times = df.loc[splits["train_index"], "when"]
+    test_times = df.loc[splits["test_index"], "when"]
+    assert len(test_times) == 60 and test_times.min() > train_times.max()  # the latest rows
+    audit = json.loads((Path(run.path) / "audit.json").read_text())
+    assert any(f["check"] == "time_order" for f in audit["findings"])
+    oof = np.load(Path(run.path) / "oof_predictions.npz")
+    assert (oof["fold"] == -1).sum() > 0  # the earliest block is never validated on
+
+
+def test_audit_and_report_commands(tmp_path: Path, imbalanced_run: mlsmith.Run) -> None:
+    from helpers import run_cli
+
+    data = tmp_path / "leak.csv"
+    df = _imbalanced(300)
+    df["y_copy"] = df["y"]
+    df.to_csv(data, index=False)
+    res = run_cli("audit", data, "--target", "y", "--out", tmp_path / "audit.json")
+    assert res.rc == 2 and "target_leakage" in res.stdout and "y_copy" in res.stdout
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    assert json.loads((tmp_path / "audit.json").read_text())["findings"][0]["check"] == \
+        "target_leakage"
+    clean = run_cli("audit", data, "--target", "y", "--drop", "y_copy", "--json")
+    assert clean.rc == 0 and json.loads(clean.stdout)["dropped_columns"] == []
+
+    out = tmp_path / "again.html"
+    rep = run_cli("report", imbalanced_run.path, "--out", out)
+    assert rep.rc == 0 and out.stat().st_size > 10_000
+    html = out.read_text()
+    # imbalanced classes: the report leads with the metrics that mean something then
+    after = html[html.index('class="lead"'):]
+    first_row = after[after.index("<tr><td>"):][:200]
+    assert "pr_auc" in first_row and "imbalanced" in after[:300]
+    bad = run_cli("report", tmp_path / "nope")
+    assert bad.rc == 2 and "does not exist" in bad.stderr

@@ -714,8 +714,9 @@ def stage_search(state: FitState) -> None:
     # scoring): planning, estimates, task hand-over, the baseline
     inside = sum(r.total_time for r in state.results
                  if r.candidate.model_id not in done and np.isfinite(r.total_time)
-                 and r.status in ("ok", "failed"))
+                 and r.status in ("ok", "failed", "stopped"))  # a killed fit is fitting too
     state.overhead["portfolio"] = round(max(time.time() - t_start - inside, 0.0), 3)
+    state.overhead["version"] = 2  # 2: candidates killed at their limit count as fitting
     state.mark("search")
 
 
@@ -997,6 +998,10 @@ def stage_evaluate(state: FitState) -> None:
                     for k, w in sorted(weights.items(), key=lambda kv: -kv[1])],
         "cv_score": state.cv_score if m.greater_is_better else -state.cv_score}
     state.evaluation = _evaluation(state)
+    thr_doc = (state.evaluation.get("test") or {}).get("threshold")
+    if isinstance(thr_doc, dict):  # whether the shipped model uses it
+        thr_doc["applied"] = bool(state.threshold and state.threshold.get("applied")
+                                  and thr_doc.get("source") != "test")
     state.writer.write_json("evaluation.json", state.evaluation)
     state.mark("evaluate")
 

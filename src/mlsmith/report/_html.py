@@ -849,6 +849,37 @@ def _model(ctx: _Ctx) -> str:
 
 
 # --- test metrics ---------------------------------------------------------------------------------
+#: metrics that mean something under class imbalance, in the order the report leads with them
+IMBALANCE_METRICS = ("pr_auc", "balanced_accuracy", "recall_macro", "f1_macro", "mcc")
+
+
+def _imbalance_finding(ctx: _Ctx) -> dict[str, Any] | None:
+    audit = ctx.files.audit if isinstance(ctx.files.audit, dict) else {}
+    for f in audit.get("findings") or []:
+        if isinstance(f, dict) and f.get("check") == "class_imbalance":
+            return f
+    return None
+
+
+def _imbalance_lead(ctx: _Ctx) -> list[str]:
+    """The metrics to lead with when the audit found imbalanced classes (else none)."""
+    if not ctx.is_classification or _imbalance_finding(ctx) is None:
+        return []
+    return list(IMBALANCE_METRICS)
+
+
+def _imbalance_note(ctx: _Ctx) -> str:
+    f = _imbalance_finding(ctx) or {}
+    ev = f.get("evidence") if isinstance(f.get("evidence"), dict) else {}
+    share = ev.get("minority_share")
+    label = ev.get("minority_class")
+    if is_number(share):
+        return (f"The classes are imbalanced (smallest class {label!s} is "
+                f"{100 * float(share):.1f}% of the rows).") if label is not None else \
+            f"The classes are imbalanced (smallest class {100 * float(share):.1f}% of the rows)."
+    return "The classes are imbalanced."
+
+
 def _test(ctx: _Ctx) -> str:
     f = ctx.files
     test = ctx.ev.get("test") if isinstance(ctx.ev.get("test"), dict) else None
@@ -858,7 +889,14 @@ def _test(ctx: _Ctx) -> str:
         ms = test["metrics"]
         ci = test.get("ci", 0.95)
         ci_label = f"{100 * float(ci):g}% interval" if is_number(ci) else "interval"
-        order = sorted(ms, key=lambda k: (k != sel, k))
+        lead = _imbalance_lead(ctx)
+        order = sorted(ms, key=lambda k: (k not in lead, lead.index(k) if k in lead else 0,
+                                          k != sel, k))
+        if lead:
+            out.append(f'<p class="lead">{e(_imbalance_note(ctx))} Read '
+                       + ", ".join(f"<b>{e(k)}</b>" for k in lead if k in ms)
+                       + " and the per-class recall below first: accuracy and ROC AUC look good "
+                       "even for a model that ignores the rare class.</p>")
         trs = []
         for k in order:
             m = ms[k] if isinstance(ms[k], dict) else {"value": ms[k]}
@@ -928,7 +966,10 @@ def _test(ctx: _Ctx) -> str:
         out.append("<h3>Decision threshold</h3>")
         out.append(_kv_table([
             ("objective", e(thr.get("objective"))),
-            ("threshold chosen on CV", e(fmt(thr.get("value")))),
+            ("threshold chosen on the test set (for reference: not shipped)"
+             if thr.get("source") == "test" else "threshold chosen out of fold (shipped)"
+             if thr.get("applied", True) else "threshold chosen out of fold (not shipped)",
+             e(fmt(thr.get("value")))),
             ("test score at that threshold", e(fmt(thr.get("score")))),
             ("test score at 0.5", e(fmt(thr.get("score_at_default")))),
         ]))

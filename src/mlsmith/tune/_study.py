@@ -384,7 +384,33 @@ def open_storage(spec: str | os.PathLike[str] | None, *, heartbeat_interval: int
     except ImportError:  # pragma: no cover - Windows: Optuna's lock file with a grace period
         lock = JournalFileOpenLock(str(path))
     _repair_journal(path, lock)
-    return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))  # type: ignore[arg-type]
+    return JournalStorage(_journal_backend(JournalFileBackend)(str(path), lock_obj=lock))
+
+
+def _journal_backend(base: Any) -> Any:
+    """Optuna's journal file backend without an ``fsync`` per record.
+
+    Optuna syncs the file to disk after every record: about 1.7 ms each here, and a trial writes
+    about 25 records (its parameters, attributes and intermediate values), which made the
+    journal the largest part of the search's overhead (measured: 1.7 s of 3.7 s for 40 trials
+    on tips). A record written without the sync is in the operating system's cache the moment
+    ``write`` returns, so it survives the writing process being killed (SIGKILL, Ctrl-C, a
+    crash): only a crash of the machine itself could lose the last records, and the journal's
+    repair on open cuts a torn last line. The lock still orders writers.
+    """
+
+    class _JournalNoSync(base):  # type: ignore[misc, valid-type]
+        def append_logs(self, logs: list[dict[str, Any]]) -> None:
+            import json
+
+            from optuna.storages.journal._file import get_lock_file
+
+            text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
+            with get_lock_file(self._lock), open(self._file_path, "ab") as fh:
+                fh.write(text.encode("utf-8"))
+                fh.flush()
+
+    return _JournalNoSync
 
 
 def _with_driver(url: str) -> str:
