@@ -111,7 +111,7 @@ def test_time_column_gives_a_time_ordered_split(tmp_path: Path) -> None:
     n = 300
     when = pd.date_range("2024-01-01", periods=n, freq="D")
     df = pd.DataFrame({"when": rng.permutation(when), "x": rng.normal(size=n)})
-    df["y"] = 2 * df["x"] + rng.normal(scale=0.1, size=n)
+    df["y"] = 2 * df["x"] + rng.normal(scale=1.0, size=n)
     run = mlsmith.fit(df, "y", time_limit=20, out=tmp_path / "r", quiet=True, models=["linear"],
                       time_column="when", strategy="none", report=False)
     splits = np.load(Path(run.path) / "splits.npz")
