@@ -149,3 +149,22 @@ def test_audit_and_report_commands(tmp_path: Path, imbalanced_run: mlsmith.Run) 
     assert "pr_auc" in first_row and "imbalanced" in after[:300]
     bad = run_cli("report", tmp_path / "nope")
     assert bad.rc == 2 and "does not exist" in bad.stderr
+
+
+def test_skewed_target_brings_log_target_candidates(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    n = 400
+    x = rng.normal(size=n)
+    z = rng.normal(size=n)
+    price = np.exp(1.5 * x + 0.5 * z + rng.normal(scale=0.3, size=n))  # log-normal: skewed
+    df = pd.DataFrame({"x": x, "z": z, "price": price})
+    run = mlsmith.fit(df, "price", time_limit=40, out=tmp_path / "r", quiet=True, seed=0,
+                      models=["linear", "lightgbm", "hist_gradient_boosting"], strategy="none",
+                      report=False)
+    audit = json.loads((Path(run.path) / "audit.json").read_text())
+    assert audit["recommendations"]["log_target"]
+    board = run.leaderboard().set_index("model")
+    for model_id in ("lightgbm_log_target", "hist_gradient_boosting_log_target"):
+        assert board.loc[model_id, "status"] == "ok" and board.loc[model_id, "origin"] == "audit"
+    pred = run.predict(df.drop(columns="price"))
+    assert (pred > 0).all()  # a model trained on log1p(price) and one on price: both in range

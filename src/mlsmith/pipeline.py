@@ -656,14 +656,23 @@ def _store_result(state: FitState, r: Any) -> None:
 
 
 def _with_imbalance_candidates(state: FitState, plan: list[Any], fam_map: dict[str, Any]) -> list[Any]:
-    """With imbalanced classes (the audit says so), class-weighted and SMOTE candidates join the
-    portfolio after its first three; SMOTE runs inside the pipeline, on training folds only."""
+    """Candidates the audit asks for join the portfolio after its first three: with imbalanced
+    classes, class-weighted and SMOTE ones (SMOTE runs inside the pipeline, on training folds
+    only); with a skewed non-negative regression target, boosting on log(1 + y)."""
     from mlsmith.select import Candidate
 
     rec = state.audit.recommendations if state.audit is not None else {}
+    extra = []
+    if state.kind == "regression" and rec.get("log_target") and float(np.min(state.y_all)) >= 0:
+        # a skewed non-negative target: the same models on log(1 + y)
+        for fam in ("lightgbm", "hist_gradient_boosting"):
+            if fam in fam_map:
+                base = dict(fam_map[fam].portfolio(state.kind)[0])
+                extra.append(Candidate(f"{fam}_log_target", fam,
+                                       {**base, "target_transform": "log1p"}, origin="audit"))
+        return plan[:3] + extra + plan[3:]
     if state.kind == "regression" or not (rec.get("class_weight") or rec.get("smote")):
         return plan
-    extra = []
     if rec.get("class_weight") and "hist_gradient_boosting" in fam_map:
         extra.append(Candidate("hist_gradient_boosting_balanced", "hist_gradient_boosting",
                                {"class_weight": "balanced"}, origin="imbalance"))
