@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from helpers import EXAMPLES, make_binary_frame
 
 import mlsmith

@@ -171,7 +171,8 @@ class RunWriter:
         files = {}
         for p in sorted(self.staging.rglob("*")):
             rel_parts = p.relative_to(self.staging).parts
-            if p.is_file() and not p.name.startswith(".") and rel_parts[0] not in TRANSIENT:
+            if p.is_file() and not p.name.startswith(".") and rel_parts[0] not in TRANSIENT \
+                    and not p.name.endswith(".flock"):  # the study journal's lock file
                 rel = p.relative_to(self.staging).as_posix()
                 files[rel] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
         manifest = {
