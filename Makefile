@@ -24,6 +24,7 @@ demo: $(STAMP)
 	@echo
 	@echo "Predict with:   $(BIN)/mlsmith predict runs/demo-penguins examples/penguins.csv --proba"
 	@echo "Inspect with:   $(BIN)/mlsmith info runs/demo-penguins"
+	@echo "Report:         runs/demo-penguins/report.html (and model_card.md beside it)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
