@@ -31,13 +31,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _results import RESULTS, write_section  # benchmarks/ is the script's folder
 from torch import nn
 
 from mlsmith.train import MLP, Trainer
 from mlsmith.train._trainer import resolve_device
-
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-BEGIN, END = "<!-- trainer:begin -->", "<!-- trainer:end -->"
 
 
 def make_data(rows: int, features: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -152,15 +150,7 @@ def table(results: list[tuple[str, float, float]], args: argparse.Namespace,
 
 def write_results(text: str, path: Path = RESULTS) -> None:
     """Put ``text`` between the trainer markers of ``path``, keeping everything else."""
-    block = f"{BEGIN}\n{text}{END}\n"
-    old = path.read_text() if path.exists() else ""
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        new = head + block + tail
-    else:
-        new = old + ("\n" if old and not old.endswith("\n") else "") + ("\n" if old else "") + block
-    path.write_text(new)
+    write_section("trainer", text, path)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import write_section  # benchmarks/ is the script's folder
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 
@@ -106,14 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         block = "\n".join(lines)
         print(block)
         if not args.no_write:
-            text = args.out.read_text() if args.out.exists() else ""
-            begin, end = "<!-- tune-memory:begin -->", "<!-- tune-memory:end -->"
-            section = f"{begin}\n## Search memory (200 trials)\n\n{block}\n{end}"
-            if begin in text:
-                text = text[:text.index(begin)] + section + text[text.index(end) + len(end):]
-            else:
-                text = text.rstrip() + "\n\n" + section + "\n"
-            args.out.write_text(text)
+            write_section("tune-memory", f"## Search memory (200 trials)\n\n{block}", args.out)
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)

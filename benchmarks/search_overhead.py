@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from _results import write_section  # benchmarks/ is the script's folder
+
 BENCH = Path(__file__).resolve().parent
 
 
@@ -99,14 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     block = "\n".join(lines)
     print(block)
     if not args.no_write:
-        text = args.out.read_text() if args.out.exists() else ""
-        begin, end = "<!-- overhead:begin -->", "<!-- overhead:end -->"
-        section = f"{begin}\n## Search overhead at {args.budget:.0f} s\n\n{block}\n{end}"
-        if begin in text:
-            text = text[:text.index(begin)] + section + text[text.index(end) + len(end):]
-        else:
-            text = text.rstrip() + "\n\n" + section + "\n"
-        args.out.write_text(text)
+        write_section("overhead", f"## Search overhead at {args.budget:.0f} s\n\n{block}", args.out)
     return 0
 
 

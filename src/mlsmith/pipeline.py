@@ -655,7 +655,7 @@ def _store_result(state: FitState, r: Any) -> None:
     os.replace(tmp, path)
 
 
-def _with_imbalance_candidates(state: FitState, plan: list[Any], fam_map: dict[str, Any]) -> list[Any]:
+def _with_audit_candidates(state: FitState, plan: list[Any], fam_map: dict[str, Any]) -> list[Any]:
     """Candidates the audit asks for join the portfolio after its first three: with imbalanced
     classes, class-weighted and SMOTE ones (SMOTE runs inside the pipeline, on training folds
     only); with a skewed non-negative regression target, boosting on log(1 + y)."""
@@ -696,7 +696,7 @@ def stage_search(state: FitState) -> None:
     state.stage("search", f"{state.n_folds}-fold CV")
     families = families_for(state.kind, config.models)
     fam_map = {f.name: f for f in families}
-    candidates = _with_imbalance_candidates(state, plan_candidates(families, state.kind), fam_map)
+    candidates = _with_audit_candidates(state, plan_candidates(families, state.kind), fam_map)
     done = _load_done(state)
     n_trials = [0]
 

@@ -14,7 +14,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,20 +254,10 @@ def atomic_write_text(path: Path, text: str) -> Path:
     if not path.parent.is_dir():
         raise RunDirError(f"the folder {path.parent} does not exist: create it or choose another "
                           f"output path.")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from mlsmith.run._rundir import _atomic_write_bytes
+
+    _atomic_write_bytes(path, text.encode("utf-8"))
+    os.chmod(path, 0o644)  # readable like any report, not private as a temp file is
     return path
 
 

@@ -488,13 +488,9 @@ def owner_alive(owner: str) -> bool:
         return True
     if ticks != "-" and os.path.isdir("/proc"):
         return _start_ticks(pid) == ticks
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    from mlsmith.run._rundir import _pid_alive
+
+    return _pid_alive(pid)
 
 
 def _retried_numbers(trials: Iterable[Any]) -> set[int]:
