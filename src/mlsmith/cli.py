@@ -76,7 +76,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
                       jobs=args.jobs, storage=args.storage, tracking_uri=args.tracking_uri,
                       track=False if args.no_tracking else None, allow=args.allow or [],
                       time_column=args.time_column, report=not args.no_report,
-                      backend=args.backend, ray_address=args.ray_address, quiet=args.quiet)
+                      backend=args.backend, ray_address=args.ray_address,
+                      patience=args.patience, quiet=args.quiet)
     if not args.quiet:
         _print_summary(run)
     else:
@@ -303,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "without --time-limit the fit is reproducible: same seed, same predictions")
     f.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
                    help="search trials run side by side, each in its own process (default 1)")
+    f.add_argument("--patience", type=_non_negative_int, metavar="N",
+                   help="stop the search after N trials in a row without a gain (default 200 "
+                   "with a time limit; 0: use all the time)")
     f.add_argument("--storage", metavar="URL",
                    help="study store: default a journal file in the run directory; "
                    "postgresql://... shares the study with 'mlsmith worker' processes")

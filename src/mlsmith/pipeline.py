@@ -63,6 +63,7 @@ class FitConfig:
     report: bool = True
     backend: str = "optuna"
     ray_address: str | None = None
+    patience: int | None = None
 
     @property
     def budget_seconds(self) -> float:
@@ -91,6 +92,10 @@ class FitConfig:
                               "state: drop --storage or use --backend optuna.")
         if not isinstance(self.jobs, int) or self.jobs < 1:
             raise ConfigError(f"--jobs must be at least 1: got {self.jobs}.")
+        if self.patience is not None and (not isinstance(self.patience, int)
+                                          or self.patience < 0):
+            raise ConfigError(f"--patience must be a whole number of trials, 0 (never stop "
+                              f"early) or more: got {self.patience}.")
         if not 0.0 <= float(self.test_size) < 1.0:
             raise ConfigError(f"--test-size must be in [0, 1): got {self.test_size}.")
         if int(self.folds) < 2:
@@ -166,7 +171,7 @@ def fit(data: Any, target: str, *, time_limit: float | None = _UNSET,
         tracking_uri: str | None = None, track: bool | None = None,
         allow: list[str] | None = None, time_column: str | None = None, report: bool = True,
         backend: str = "optuna", ray_address: str | None = None,
-        quiet: bool = False, progress: Any = None) -> Any:
+        patience: int | None = None, quiet: bool = False, progress: Any = None) -> Any:
     """Fit the best model for ``target`` within ``time_limit`` seconds and save the run.
 
     Parameters
@@ -193,6 +198,9 @@ def fit(data: Any, target: str, *, time_limit: float | None = _UNSET,
     tracking_uri, track
         MLflow tracking (default: a SQLite file in the run directory when MLflow is installed;
         ``track=False`` turns it off).
+    patience
+        Stop the search once this many trials in a row brought no gain above 0.1% of the best
+        score's error (default 200 against a time limit, none with ``trials``; 0: never).
     backend, ray_address
         Where search trials run: ``"optuna"`` (default; this machine, or every machine sharing
         ``storage``) or ``"ray"`` (Ray Tune trials with ASHA on a local Ray instance, or the
@@ -229,7 +237,7 @@ def fit(data: Any, target: str, *, time_limit: float | None = _UNSET,
                        strategy=strategy, trials=trials, jobs=jobs, storage=storage,
                        tracking_uri=tracking_uri, track=track, allow=list(allow or []),
                        time_column=time_column, report=report, backend=backend,
-                       ray_address=ray_address)
+                       ray_address=ray_address, patience=patience)
     config.validate()
     sink = progress if progress is not None else console_sink(quiet)
     try:
@@ -544,7 +552,9 @@ def stage_split(state: FitState) -> None:
         train_idx, test_idx = time_holdout_split(order, config.test_size)
     else:
         train_idx, test_idx = holdout_split(y_all, classification, config.test_size, config.seed)
-    state.n_jobs = n_jobs = config.n_jobs or os.cpu_count() or 1
+    from mlsmith.select._budget import available_cores
+
+    state.n_jobs = n_jobs = config.n_jobs or available_cores()
     n_folds = choose_folds(int(config.folds), len(train_idx), len(schema.features),
                            len(schema.task.classes), config.budget_seconds, n_jobs)
     if len(train_idx) < 2 * n_folds and len(train_idx) >= 4 and n_folds == config.folds == 5:
@@ -733,6 +743,20 @@ def stage_search(state: FitState) -> None:
 MIN_SEARCH_S, MIN_SEARCH_SHARE = 5.0, 0.05
 #: the search tunes this many of the families that did best in the portfolio
 SEARCH_FAMILIES = 2
+#: a time-limited search stops once this many trials in a row brought no gain (``--patience``)
+SEARCH_PATIENCE = 200
+
+
+def _patience(config: FitConfig) -> int | None:
+    """The search's patience: ``--patience`` (0: none), else ``SEARCH_PATIENCE`` when the
+    search runs against the clock (a fit with ``--trials N`` runs its N trials)."""
+    if config.patience is not None:
+        return config.patience or None
+    return SEARCH_PATIENCE if config.trials is None and config.time_limit is not None else None
+
+
+#: during the search the time used is recorded (for a resumed fit) at most this often
+CHECKPOINT_EVERY_S = 1.0
 
 
 def search_families(results: list[Any], kind: str, n: int = SEARCH_FAMILIES) -> list[str]:
@@ -789,6 +813,7 @@ def stage_tune(state: FitState) -> None:
     sign = 1.0 if get_metric(state.metric).greater_is_better else -1.0
     col = f"cv_{get_metric(state.metric).name}"
     n_done = [0]
+    last_checkpoint = [0.0]
 
     def on_event(event: str, payload: dict[str, Any]) -> None:
         if event == "trial_start":
@@ -804,7 +829,9 @@ def stage_tune(state: FitState) -> None:
                          note=row.get("note") or (f"pruned after {row.get('folds_done')} folds"
                                                   if row["status"] == "pruned" else ""))
             state.sink("model_end", {"result": res, "metric": state.metric, "sign": sign})
-            state.checkpoint()
+            if time.time() - last_checkpoint[0] >= CHECKPOINT_EVERY_S:  # trials take ms
+                state.checkpoint()
+                last_checkpoint[0] = time.time()
             if row["status"] == "ok":
                 n_done[0] += 1
                 _fault(f"search:{n_done[0]}")
@@ -826,7 +853,8 @@ def stage_tune(state: FitState) -> None:
                  workdir=str(state.writer.path("scratch/tune")), on_event=on_event,
                  workers=[state.worker] if config.jobs == 1 and not ray else None,
                  source=None,  # remote workers read the bundle from a shared folder
-                 backend=config.backend, ray_address=config.ray_address)
+                 backend=config.backend, ray_address=config.ray_address,
+                 patience=_patience(config))
     found = to_results(table) if ray else to_results(storage, study_name)
     kept = {r.candidate.model_id for r in found}
     for r in found:
@@ -852,7 +880,8 @@ def stage_tune(state: FitState) -> None:
     state.search = {"strategy": config.strategy, "families": families,
                     "storage": config.storage or "study/journal.log",
                     "study": study_name, "trials": int(len(table)), "completed": len(found),
-                    "seconds": round(max(left, 0.0), 3) if config.time_limit else None}
+                    "seconds": round(max(left, 0.0), 3) if config.time_limit else None,
+                    "seconds_used": round(wall, 3), "patience": _patience(config)}
     state.mark("tune")
 
 

@@ -70,6 +70,8 @@ def test_a_hopeless_network_is_pruned_inside_its_first_fold(neural_bundle: str,
     assert list(table["status"]) == ["ok", "ok", "pruned"]
     assert list(table["folds_done"]) == [3, 3, 0]
     assert table["note"].iloc[2].startswith("pruned at epoch ")
+    # the epochs a pruned network trained are fitting time, not the search's overhead
+    assert 0 < table["work_time_s"].iloc[2] <= table["cv_time_s"].iloc[2]
     trials = _load(storage).get_trials()
     assert [t.state for t in trials] == [State.COMPLETE, State.COMPLETE, State.PRUNED]
 

@@ -15,7 +15,7 @@ import pytest
 
 from mlsmith.select._tasks import run_cv
 from mlsmith.tune import MemoryMonitor, open_storage, to_results, tree_rss_bytes, tune
-from mlsmith.tune._study import consumed_numbers
+from mlsmith.tune._study import consumed_numbers, trial_attrs
 
 optuna = pytest.importorskip("optuna")
 
@@ -113,7 +113,7 @@ def test_two_jobs_lose_and_duplicate_no_trial(binary_bundle: str, tmp_path: Path
     # two threads may race past the budget: such a trial is recorded as surplus and never run
     extra = [t for t in study.get_trials() if t.number not in set(table["trial"])]
     assert all(t.user_attrs.get("status") == "surplus" for t in extra) and len(extra) <= 1
-    pids = {t.user_attrs["worker_pid"] for t in study.get_trials() if t.number in set(table["trial"])}
+    pids = {trial_attrs(t)["worker_pid"] for t in study.get_trials() if t.number in set(table["trial"])}
     assert len(pids) == 2 and os.getpid() not in pids  # two worker processes
     assert sorted(n for e, n in events if e == "trial_end") == list(range(6))
     assert len(list((tmp_path / "oof").glob("trial_*.npy"))) == 6

@@ -1,9 +1,19 @@
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
-__all__ = ["Budget"]
+__all__ = ["Budget", "available_cores"]
+
+
+def available_cores() -> int:
+    """Cores this process may run on: its CPU affinity (``taskset``, a container's cpuset)
+    where the platform says, else every core of the machine."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
 
 
 class Budget:

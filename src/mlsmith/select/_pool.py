@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import select
 import signal
 import subprocess
@@ -86,16 +87,15 @@ class Worker:
         return True
 
     def run(self, task: dict[str, Any], timeout: float) -> Any:
-        import joblib
-
         t_start = time.time()
         if not self.wait_ready(timeout):
             self.kill()
             raise TaskTimeout("the worker did not start in time")
         assert self.proc is not None and self.proc.stdin is not None
         self._n += 1
-        path = str(self.workdir / f"task-{self._n}.joblib")
-        joblib.dump(task, path)
+        path = str(self.workdir / f"task-{self._n}.pkl")
+        with open(path, "wb") as fh:
+            pickle.dump(task, fh, protocol=pickle.HIGHEST_PROTOCOL)
         try:
             self.proc.stdin.write(path + "\n")
             self.proc.stdin.flush()
@@ -109,7 +109,8 @@ class Worker:
             raise TaskTimeout(f"stopped after {timeout:.1f}s")
         try:
             if line.startswith("ok "):
-                return joblib.load(path + ".out")
+                with open(path + ".out", "rb") as fh:
+                    return pickle.load(fh)
             err = Path(path + ".err").read_text() if Path(path + ".err").exists() else line
             last = [s for s in err.strip().splitlines() if s.strip()][-1:] or ["unknown error"]
             raise TaskFailed(last[0])

@@ -233,7 +233,8 @@ def run_cv(task: dict[str, Any], data: dict[str, Any],
 
     outs = _map(one_fold, range(len(fold_ids)), parallel)
     if pruned.is_set():
-        return _pruned_result(fold_ids, outs)
+        # the network fitted until the pruner stopped it: that time was spent fitting
+        return {**_pruned_result(fold_ids, outs), "total_time": time.time() - start}
     pipes = [o["pipe"] for o in outs]
     fold_scores = [o["score"] for o in outs]
     train_scores = [o["train"] for o in outs if o["train"] is not None]

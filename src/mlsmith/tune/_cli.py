@@ -62,6 +62,9 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", "-j", type=_positive(int), default=None, metavar="N",
                    help="trials run side by side, each in its own process (default 1; with "
                    "--backend ray: as many as the cluster's CPUs allow)")
+    p.add_argument("--patience", type=_positive(int), metavar="N",
+                   help="stop once N trials in a row brought no gain (default: run the whole "
+                   "budget)")
     p.add_argument("--backend", choices=["optuna", "ray"], default="optuna",
                    help="optuna (default): trials on this machine, or on every machine sharing "
                    "--storage postgresql://...; ray: Ray Tune trials with ASHA on a Ray "
@@ -193,7 +196,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                  pruner=args.pruner, oof_dir=str(out / "oof"),
                  trial_time_limit=args.trial_time_limit, grid_points=args.grid_points,
                  workdir=str(out / "scratch"), source=source,
-                 on_event=_progress(args.quiet))
+                 on_event=_progress(args.quiet), patience=args.patience)
     _write_csv(table, out / "trials.csv")
     _report(table, out, metric, args.quiet)
     return 0

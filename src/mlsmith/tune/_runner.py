@@ -18,13 +18,16 @@ worker and here), not by the study's pruner, whose successive-halving rungs coun
 This needs a storage other processes can open (a journal file or a database); with an
 in-memory study the networks report per fold like the other families.
 
-Each trial records, as user attributes: ``owner`` (the process running it), ``family``,
-``origin`` (``search:<strategy>``, ``initial``), ``status`` (ok, pruned, failed, stopped, ...),
-``fold_scores`` and ``train_scores`` (natural units, by fold), ``folds_done``, ``fit_time`` and
-``predict_time`` (mean seconds per fold), ``duration`` (seconds), ``note``,
-``worker_pid`` and ``worker_max_rss_mb`` (the worker process and its peak memory so far) and,
-for a completed trial, ``oof_path``: its out-of-fold predictions, written atomically before the
-trial is told complete, so an ensemble can use them and a resumed search does not lose them.
+Each trial records, as user attributes: ``owner`` (the process running it), ``family`` and
+``origin`` (``search:<strategy>``, ``initial``) when it starts, and when it ends one attribute
+``record`` (a single journal record; :func:`mlsmith.tune._study.trial_attrs` merges it into the
+others) holding ``status`` (ok, pruned, failed, stopped, ...), ``fold_scores`` and
+``train_scores`` (natural units, by fold), ``folds_done``, ``fit_time`` and ``predict_time``
+(mean seconds per fold), ``duration`` (seconds), ``work_time`` (seconds inside the worker's
+fit and score calls), ``note``, ``worker_pid`` and ``worker_max_rss_mb`` (the worker process
+and its peak memory so far) and, for a completed trial, ``oof_path``: its out-of-fold
+predictions, written atomically before the trial is told complete, so an ensemble can use them
+and a resumed search does not lose them.
 """
 
 from __future__ import annotations
@@ -47,12 +50,14 @@ from mlsmith.models import Space
 from mlsmith.tune._spaces import config_from_params, suggest_config
 from mlsmith.tune._study import (
     EPOCH_STEPS,
+    RECORD_ATTR,
     consumed_numbers,
     import_optuna,
     make_epoch_pruner,
     owner_id,
     recover_stale,
     storage_spec,
+    trial_attrs,
 )
 
 __all__ = ["SearchSpec", "TrialRunner", "NotEvaluated", "trial_row", "SPEC_ATTR"]
@@ -69,6 +74,8 @@ NO_LIMIT_S = 7 * 24 * 3600.0
 SOFT_SHARE = 0.92
 #: most seconds to wait for a worker process to start (imports), outside a trial's time limit
 WORKER_START_S = 120.0
+#: with ``patience``, a gain smaller than this share of the best score's error does not count
+PATIENCE_TOL = 1e-3
 
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -122,9 +129,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "wb") as fh:
-        np.save(fh, array)
-        fh.flush()
-        os.fsync(fh.fileno())
+        np.save(fh, array)  # no fsync, like the journal: safe against a killed process
     os.replace(tmp, path)
 
 
@@ -156,13 +161,20 @@ class TrialRunner:
         Most trials this process runs (a distributed worker's share).
     on_event : callable, optional
         ``f(event, payload)`` with ``trial_start`` and ``trial_end`` events.
+    workers : list of Worker, optional
+        Worker processes lent by the caller (kept running when the search ends).
+    patience : int, optional
+        Stop once this many trials in a row (finished in this process) have not improved the
+        best score by more than ``PATIENCE_TOL`` of its error (the loss, or one minus a score
+        that is at most 1): the search has converged and its remaining time is better saved.
     """
 
     def __init__(self, study: Any, storage: Any, spec: SearchSpec, spaces: dict[str, Space], *,
                  n_rows: int, n_workers: int = 1, cores_per_trial: int = 1,
                  workdir: str | os.PathLike[str],
                  oof_dir: str | os.PathLike[str] | None = None, max_trials: int | None = None,
-                 on_event: Event | None = None, workers: list[Any] | None = None) -> None:
+                 on_event: Event | None = None, workers: list[Any] | None = None,
+                 patience: int | None = None) -> None:
         from mlsmith.metrics import get_metric
         from mlsmith.select._pool import Worker
 
@@ -187,10 +199,15 @@ class TrialRunner:
             w.start()  # the imports overlap with the study's set-up
             self._free.put(w)
         self._lock = threading.Lock()
+        self.interrupted = threading.Event()
         self.started: list[int] = []  # numbers of the trials this process evaluated
         # trials that report epochs write from the worker process: the storage must be shared
         self.storage_spec = storage_spec(storage)
         self.epoch_pruner = make_epoch_pruner(spec.pruner)
+        self.patience = patience
+        self._best: float | None = None  # best value so far, natural units
+        self._stale = 0  # trials since the best last improved by more than PATIENCE_TOL
+        self.converged = False
         self._refresh_spec()
 
     # --- budget ---------------------------------------------------------------------------------
@@ -213,10 +230,33 @@ class TrialRunner:
         return self.max_trials is not None and len(self.started) >= self.max_trials
 
     def should_stop(self) -> bool:
-        return self.budget_done() or self.own_limit_reached() or self.time_left() < MIN_TRIAL_S
+        return (self.budget_done() or self.own_limit_reached() or self.converged
+                or self.time_left() < MIN_TRIAL_S)
+
+    def _track_convergence(self, frozen: Any) -> None:
+        state = frozen.state.name
+        if self.patience is None or state not in ("COMPLETE", "PRUNED"):
+            return
+        with self._lock:
+            value = frozen.value if state == "COMPLETE" else None
+            if value is not None and math.isfinite(value):
+                best = self._best
+                # the error: the loss itself, or how far a score (at most 1) is from 1
+                error = (1.0 - best) if self.sign > 0 and best is not None else \
+                    (abs(best) if best is not None else math.inf)
+                if best is None or self.sign * (value - best) > PATIENCE_TOL * error:
+                    self._best, self._stale = value, 0
+                    return
+                if self.sign * (value - best) > 0:
+                    self._best = value  # better, but not by enough to reset the count
+            self._stale += 1
+            if self._stale >= self.patience and not self.converged:
+                self.converged = True
+                log.info("search converged: no gain in the last %d trials", self._stale)
 
     def after_trial(self, study: Any, frozen: Any) -> None:
         """Optuna callback: report the trial, retry dead processes' trials, stop when done."""
+        self._track_convergence(frozen)
         try:
             self.on_event("trial_end", {"trial": frozen.number,
                                         "row": trial_row(frozen, self.spec, self.spaces)})
@@ -249,17 +289,25 @@ class TrialRunner:
             if self.time_left() < MIN_TRIAL_S:
                 raise self._not_run(trial, "skipped", "no time left: not run")
             self.started.append(trial.number)
+        # sampling (TPE's cost grows with the trials) happens here, before a worker is free:
+        # with one thread more than workers it overlaps with the previous trial's fitting
         family, params = suggest_config(trial, self.spaces)
         origin = trial.user_attrs.get("origin") or f"search:{self.spec.strategy}"
         trial.set_user_attr("family", family)
         trial.set_user_attr("origin", origin)
-        self.on_event("trial_start", {"trial": trial.number, "family": family, "params": params,
-                                      "origin": origin})
         record: dict[str, Any] = {"status": "running", "note": "", "fold_scores": [],
                                   "train_scores": [], "fit_time": float("nan"),
                                   "predict_time": float("nan"), "folds_done": 0}
         worker = self._free.get()
         try:
+            if self.interrupted.is_set():
+                raise KeyboardInterrupt
+            if self.time_left() < MIN_TRIAL_S:  # the deadline came while waiting for a worker
+                record.update(status="skipped", note="no time left: not run")
+                self.study.stop()
+                raise NotEvaluated(record["note"])
+            self.on_event("trial_start", {"trial": trial.number, "family": family,
+                                          "params": params, "origin": origin})
             # a fresh worker process imports its libraries first: not part of the trial's time
             if not worker.wait_ready(min(WORKER_START_S, max(self.time_left(), 0.5))):
                 worker.kill()
@@ -271,18 +319,33 @@ class TrialRunner:
             record["status"] = "pruned"
             raise
         except KeyboardInterrupt:
-            record["status"] = "interrupted"
-            record["note"] = "interrupted; queued again"
-            self._requeue(trial)
+            self._interrupted(trial, record)
             raise
+        except Exception as exc:
+            if not self.interrupted.is_set():
+                raise
+            # Ctrl-C in the main thread killed the worker under this trial: queue it again
+            self._interrupted(trial, record)
+            raise NotEvaluated(record["note"]) from exc
         finally:
             self._free.put(worker)
             record["duration"] = time.time() - t0
-            for key, value in record.items():
-                try:
-                    trial.set_user_attr(key, value)
-                except Exception:  # noqa: BLE001 - the store may be gone on interrupt
-                    log.debug("could not record %s of trial %d", key, trial.number)
+            try:  # one journal record for the whole outcome
+                trial.set_user_attr(RECORD_ATTR, record)
+            except Exception:  # noqa: BLE001 - the store may be gone on interrupt
+                log.debug("could not record the outcome of trial %d", trial.number)
+
+    def _interrupted(self, trial: Any, record: dict[str, Any]) -> None:
+        record["status"] = "interrupted"
+        record["note"] = "interrupted; queued again"
+        self._requeue(trial)
+
+    def interrupt(self) -> None:
+        """Ctrl-C while trials run in threads: kill the worker processes (also those lent by
+        the caller), so every thread's trial ends now and is queued again."""
+        self.interrupted.set()
+        for w in self._workers:
+            w.kill()
 
     def _requeue(self, trial: Any) -> None:
         """Queue an interrupted trial's parameters again before Optuna fails it."""
@@ -422,7 +485,7 @@ def trial_row(t: Any, spec: SearchSpec, spaces: dict[str, Space] | None = None) 
     from mlsmith.metrics import get_metric
 
     m = get_metric(spec.metric)
-    ua = t.user_attrs
+    ua = trial_attrs(t)
     family = ua.get("family")
     params: dict[str, Any] = {}
     if spaces is not None and t.params:

@@ -39,6 +39,7 @@ __all__ = [
     "STRATEGIES", "PRUNERS", "import_optuna", "make_sampler", "make_pruner", "open_storage",
     "create_study", "owner_id", "owner_alive", "recover_stale", "consumed_numbers",
     "is_rdb_url", "EPOCH_STEPS", "EpochPruner", "make_epoch_pruner", "storage_spec",
+    "RECORD_ATTR", "trial_attrs",
 ]
 
 log = logging.getLogger("mlsmith")
@@ -511,12 +512,24 @@ def consumed_numbers(trials: list[Any]) -> list[int]:
     for t in trials:
         if t.state == state.WAITING:
             continue
-        if t.user_attrs.get("status") in ("surplus", "skipped"):
+        if trial_attrs(t).get("status") in ("surplus", "skipped"):
             continue
         if t.state == state.FAIL and t.number in retried:
             continue
         out.append(t.number)
     return out
+
+
+#: the user attribute holding a finished trial's record (one journal record, not a dozen)
+RECORD_ATTR = "record"
+
+
+def trial_attrs(t: Any) -> dict[str, Any]:
+    """A trial's user attributes with its end-of-trial record (``user_attrs["record"]``:
+    status, scores, times, ...) merged in, so readers see one flat mapping."""
+    ua = t.user_attrs
+    record = ua.get(RECORD_ATTR)
+    return {**ua, **record} if isinstance(record, dict) else dict(ua)
 
 
 def recover_stale(study: Any, storage: Any | None = None, *, max_retry: int = MAX_RETRY,

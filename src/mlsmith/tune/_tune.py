@@ -12,13 +12,17 @@ end with exactly ``n_trials`` trials.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +40,7 @@ from mlsmith.tune._study import (
     make_sampler,
     open_storage,
     recover_stale,
+    trial_attrs,
 )
 
 __all__ = ["tune", "prepare_study", "run_worker", "trials_table", "to_results", "load_study",
@@ -46,6 +51,8 @@ log = logging.getLogger("mlsmith")
 Event = Callable[[str, dict[str, Any]], None]
 #: seconds between checks while waiting for other processes' trials to end
 POLL_S = 0.5
+#: the interpreter's thread switch interval while trials run in threads (default 5 ms)
+SWITCH_INTERVAL_S = 0.0005
 #: where the trials run: an Optuna study (this machine, or shared storage) or Ray Tune
 BACKENDS = ("optuna", "ray")
 
@@ -174,17 +181,23 @@ def _drive(study: Any, storage: Any, runner: TrialRunner, n_jobs: int,
     optuna = import_optuna()
     running = optuna.trial.TrialState.RUNNING
     idle = 0
+    # Against a deadline, one thread more than workers: the next trial is sampled while the
+    # current one fits (TPE takes milliseconds per trial, more as the study grows, as long as
+    # a small model's whole fit). Without a deadline (--trials N alone) trials run strictly one
+    # after another per worker, so the same seed gives the same trials.
+    threads = max(1, n_jobs) + (1 if runner.spec.deadline is not None else 0)
     while True:
         recover_stale(study, storage)
         runner._refresh_spec()
-        if runner.own_limit_reached() or runner.time_left() < 1.0:
+        if runner.own_limit_reached() or runner.converged or runner.time_left() < 1.0:
             return
         if not runner.budget_done():
             before = len(runner.started)
             left = runner.time_left()
-            study.optimize(runner, n_jobs=max(1, n_jobs), catch=(NotEvaluated,),
-                           callbacks=[runner.after_trial],
-                           timeout=None if left == float("inf") else max(left, 0.0))
+            with _interruptible(runner, threads):
+                study.optimize(runner, n_jobs=threads, catch=(NotEvaluated,),
+                               callbacks=[runner.after_trial],
+                               timeout=None if left == float("inf") else max(left, 0.0))
             if len(runner.started) == before:
                 idle += 1
                 time.sleep(min(POLL_S * idle, 5.0))
@@ -200,10 +213,35 @@ def _drive(study: Any, storage: Any, runner: TrialRunner, n_jobs: int,
         time.sleep(POLL_S)
 
 
+@contextlib.contextmanager
+def _interruptible(runner: TrialRunner, threads: int) -> Iterator[None]:
+    """With trials in threads, Ctrl-C reaches the main thread only, and Optuna's thread pool
+    waits for the running trials: kill their worker processes first, so they end at once and
+    are queued again (:meth:`TrialRunner.interrupt`)."""
+    if threads == 1 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        runner.interrupt()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    # a trial thread woken by its worker's answer waits for the sampling thread to hand over
+    # the GIL, by default up to 5 ms, at every round of every trial: hand it over sooner
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
+        signal.signal(signal.SIGINT, previous)
+
+
 def _run(study: Any, storage: Any, spec: SearchSpec, *, n_jobs: int, cores_per_trial: int | None,
          workdir: str | None, oof_dir: str | None, max_trials: int | None, on_event: Event | None,
          wait_for_others: bool, distributed_seed: bool,
-         workers: list[Any] | None = None) -> TrialRunner | None:
+         workers: list[Any] | None = None, patience: int | None = None) -> TrialRunner | None:
     from mlsmith.tune._data import bundle_info
 
     info = bundle_info(spec.bundle)
@@ -227,12 +265,15 @@ def _run(study: Any, storage: Any, spec: SearchSpec, *, n_jobs: int, cores_per_t
     study.sampler = make_sampler(strategy, seed, conditional=len(spaces) > 1)
     study.pruner = make_pruner(spec.pruner, spec.n_folds)
     n_jobs = max(1, int(n_jobs))
-    cores = cores_per_trial or max(1, (os.cpu_count() or 1) // n_jobs)
+    from mlsmith.select._budget import available_cores
+
+    cores = cores_per_trial or max(1, available_cores() // n_jobs)
     own_tmp = workdir is None
     work = Path(tempfile.mkdtemp(prefix="mlsmith-tune-")) if own_tmp else Path(workdir)
     runner = TrialRunner(study, storage, spec, spaces, n_rows=info["n_rows"], n_workers=n_jobs,
                          cores_per_trial=cores, workdir=work, oof_dir=oof_dir or spec.oof_dir,
-                         max_trials=max_trials, on_event=on_event, workers=workers)
+                         max_trials=max_trials, on_event=on_event, workers=workers,
+                         patience=patience)
     try:
         _drive(study, storage, runner, n_jobs, wait_for_others)
         runner.close()
@@ -270,7 +311,8 @@ def tune(data: Any, families: list[str] | str | None = None, *, metric: str | No
          initial: list[dict[str, Any]] | None = None, workdir: str | os.PathLike[str] | None = None,
          wait_for_others: bool = True, source: dict[str, Any] | None = None,
          on_event: Event | None = None, workers: list[Any] | None = None,
-         backend: str = "optuna", ray_address: str | None = None) -> Any:
+         backend: str = "optuna", ray_address: str | None = None,
+         patience: int | None = None) -> Any:
     """Search the families' spaces by cross-validation and return the trial table.
 
     Parameters
@@ -341,6 +383,9 @@ def tune(data: Any, families: list[str] | str | None = None, *, metric: str | No
     ray_address : str, optional
         With ``backend="ray"``: a running Ray cluster's address (``auto``, ``ray://host:10001``);
         default a local Ray instance, started for the search and shut down after it.
+    patience : int, optional
+        Stop early once this many trials in a row brought no gain of more than 0.1% of the best
+        score's error (Optuna backend, this process's trials): the search has converged.
 
     Returns
     -------
@@ -357,6 +402,9 @@ def tune(data: Any, families: list[str] | str | None = None, *, metric: str | No
     """
     if isinstance(families, str):
         families = [f.strip() for f in families.split(",") if f.strip()]
+    if patience is not None and (not isinstance(patience, int) or patience < 1):
+        raise ConfigError(f"patience must be a whole number of trials, 1 or more: got "
+                          f"{patience!r}.")
     if time_limit is not None:
         if not time_limit > 0:
             raise ConfigError(f"--time-limit must be a positive number of seconds: got {time_limit}.")
@@ -395,7 +443,7 @@ def tune(data: Any, families: list[str] | str | None = None, *, metric: str | No
         _run(study, store, spec, n_jobs=n_jobs, cores_per_trial=cores_per_trial,
              workdir=None if workdir is None else os.fspath(workdir), oof_dir=None,
              max_trials=None, on_event=on_event, wait_for_others=wait_for_others,
-             distributed_seed=False, workers=workers)
+             distributed_seed=False, workers=workers, patience=patience)
         return trials_table(study)
     finally:
         restore()
@@ -525,7 +573,7 @@ def trials_table(study: Any, *, include_waiting: bool = False) -> Any:
     rows = []
     for t in study.get_trials(deepcopy=False):
         if not include_waiting and (t.state == optuna.trial.TrialState.WAITING
-                                    or t.user_attrs.get("status") in ("surplus", "skipped")):
+                                    or trial_attrs(t).get("status") in ("surplus", "skipped")):
             continue
         rows.append(trial_row(t, spec, spaces))
     if not rows:
@@ -586,7 +634,7 @@ def to_results(study: Any, study_name: str = "mlsmith") -> list[Any]:
         cand = Candidate(row["model"], family, params, origin=row["origin"])
         out.append(Result(cand, "ok",
                           cv_scores=[sign * s for s in json.loads(row["fold_scores"])],
-                          train_scores=[sign * s for s in t.user_attrs.get("train_scores", [])],
+                          train_scores=[sign * s for s in trial_attrs(t).get("train_scores", [])],
                           oof=np.load(path), fit_time=row["fit_time_s"],
                           predict_time=row["predict_time_s"], total_time=row["cv_time_s"]))
     return out
