@@ -371,6 +371,24 @@ def _make_tracker(config: FitConfig, out: Path) -> Any:
     return FitTracker(out)
 
 
+def _add_epoch_curves(state: FitState, path: Path, trials: list[dict[str, Any]]) -> None:
+    """Give the search's network trials their per-epoch curves (from the study journal), so
+    MLflow shows them by step."""
+    journal = path / "study" / "journal.log"
+    if not state.search or "neural" not in state.search["families"] or not journal.exists():
+        return
+    from mlsmith.tune import epoch_curves
+
+    try:
+        curves = epoch_curves(journal, state.search["study"])
+    except Exception as exc:  # noqa: BLE001 - tracking never costs the user the fitted run
+        log.debug("no epoch curves for tracking: %s", exc)
+        return
+    for trial in trials:
+        if trial["model"] in curves:
+            trial["curves"] = curves[trial["model"]]
+
+
 def _log_tracking(state: FitState, path: Path, cfg: dict[str, Any]) -> None:
     """Log the fit to MLflow in a background process; wait for it while the budget allows."""
     from mlsmith.metrics import get_metric
@@ -378,8 +396,10 @@ def _log_tracking(state: FitState, path: Path, cfg: dict[str, Any]) -> None:
 
     tracker = state.tracker
     try:
+        trials = trials_from_results(state.results, get_metric(state.metric).greater_is_better)
+        _add_epoch_curves(state, path, trials)
         job = tracker.log_fit_async(
-            cfg, trials_from_results(state.results, get_metric(state.metric).greater_is_better),
+            cfg, trials,
             final=state.chosen, metrics={"cv": state.cv_metrics, "test": state.test_metrics},
             model=path / "model.joblib", schema=state.schema, task=state.kind,
             classes=state.schema.task.classes,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mlsmith.select._tasks import run_cv
-from mlsmith.tune import open_storage, prepare_bundle, tune
+from mlsmith.tune import epoch_curves, open_storage, prepare_bundle, tune
 from mlsmith.tune._study import (
     EPOCH_STEPS,
     EpochPruner,
@@ -98,6 +98,13 @@ def test_a_hopeless_network_is_pruned_inside_its_first_fold(neural_bundle: str,
     assert 5 < last < min(len(_blocks(t.intermediate_values)[0]) for t in trials[:2])
     assert table["note"].iloc[2] == f"pruned at epoch {last} of fold 1 (0 of 3 folds done)"
     assert bad[E + last] < min(t.intermediate_values[E + last] for t in trials[:2])
+
+    # the same epochs, by fold, as the curves experiment tracking logs by step
+    curves = epoch_curves(storage)
+    assert sorted(curves) == [f"neural_trial{t.number}" for t in trials]
+    assert curves["neural_trial2"] == {"fold1_epoch_score": [(e, bad[E + e]) for e in
+                                                             _blocks(bad)[0]]}
+    assert sorted(curves["neural_trial0"]) == [f"fold{k}_epoch_score" for k in (1, 2, 3)]
 
 
 def test_folds_side_by_side_and_other_families(neural_bundle: str, tmp_path: Path) -> None:

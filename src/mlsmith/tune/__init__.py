@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "tune", "run_worker", "prepare_study", "trials_table", "to_results", "load_study",
-    "search_spaces",
+    "search_spaces", "epoch_curves",
     "prepare_bundle", "suggest", "suggest_config", "grid", "make_sampler", "make_pruner",
     "open_storage", "create_study", "recover_stale", "tree_rss_bytes", "MemoryMonitor",
     "SearchSpec", "cmd_tune", "cmd_worker", "add_tune_arguments", "add_worker_arguments",
@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
         recover_stale,
     )
     from mlsmith.tune._tune import (
+        epoch_curves,
         load_study,
         prepare_study,
         run_worker,
@@ -54,7 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _WHERE = {
     "tune": "_tune", "run_worker": "_tune", "prepare_study": "_tune", "trials_table": "_tune",
-    "to_results": "_tune", "load_study": "_tune", "search_spaces": "_tune", "prepare_bundle": "_data",
+    "to_results": "_tune", "load_study": "_tune", "epoch_curves": "_tune", "search_spaces": "_tune", "prepare_bundle": "_data",
     "suggest": "_spaces", "suggest_config": "_spaces", "grid": "_spaces",
     "make_sampler": "_study", "make_pruner": "_study", "open_storage": "_study",
     "create_study": "_study", "recover_stale": "_study", "tree_rss_bytes": "_memory",

@@ -32,6 +32,7 @@ from mlsmith.errors import ConfigError, DataError
 from mlsmith.tune._runner import SPEC_ATTR, NotEvaluated, SearchSpec, TrialRunner, trial_row
 from mlsmith.tune._spaces import check_space, fixed_params, grid_configs
 from mlsmith.tune._study import (
+    EPOCH_STEPS,
     STRATEGIES,
     consumed_numbers,
     create_study,
@@ -595,6 +596,28 @@ def load_study(storage: Any, study_name: str = "mlsmith") -> Any:
         return optuna.load_study(study_name=study_name, storage=open_storage(storage))
     except KeyError:
         raise ConfigError(f"no study {study_name!r} in {storage}.") from None
+
+
+def epoch_curves(storage: Any, study_name: str = "mlsmith") -> dict[str, dict[str, list]]:
+    """Per-epoch validation curves of the study's network trials, for experiment tracking.
+
+    Returns ``{model id: {"fold<k>_epoch_score": [(epoch, value), ...]}}`` (``k`` from 1) for
+    every trial that reported epochs (see :mod:`mlsmith.tune._runner`): the value the epoch
+    pruner judged, validation accuracy for classification and minus the RMSE for regression,
+    negated when the study minimizes. Other trials are left out.
+    """
+    study = load_study(storage, study_name)
+    out: dict[str, dict[str, list]] = {}
+    for t in study.get_trials(deepcopy=False):
+        curves: dict[str, list] = {}
+        for step, value in sorted(t.intermediate_values.items()):
+            if step > EPOCH_STEPS and step % EPOCH_STEPS:
+                curves.setdefault(f"fold{step // EPOCH_STEPS}_epoch_score", []).append(
+                    (step % EPOCH_STEPS, float(value)))
+        if curves:
+            family = trial_attrs(t).get("family", "neural")
+            out[f"{family}_trial{t.number}"] = curves
+    return out
 
 
 def to_results(study: Any, study_name: str = "mlsmith") -> list[Any]:
