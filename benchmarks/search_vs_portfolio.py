@@ -62,11 +62,20 @@ def _error(r: dict[str, str] | None) -> float:
         return math.nan
 
 
+def _normalised(error: float, best: float) -> float:
+    """``best / error``: 1 for the better arm, 0 for a failed run."""
+    if not math.isfinite(error):
+        return 0.0
+    return 1.0 if error == best else (best / error if error > 0 else 1.0)
+
+
 def compare(search: dict[str, dict[str, str]], portfolio: dict[str, dict[str, str]],
             budget: float) -> tuple[list[list[str]], dict[str, float]]:
     rows: list[list[str]] = []
     norm_s: list[float] = []
     norm_p: list[float] = []
+    log_rel_s: list[float] = []  # log of error / best error of the two (BENCHMARK.md)
+    log_rel_p: list[float] = []
     wins = ties = losses = 0
     limit = 1.05 * budget + 5.0
     worst_wall = 0.0
@@ -80,21 +89,24 @@ def compare(search: dict[str, dict[str, str]], portfolio: dict[str, dict[str, st
                 worst_wall = max(worst_wall, wall / budget)
                 if wall > limit:
                     over.append(f"{case} {wall:.0f}s")
-        if not scored and (rs or rp):
-            rows.append([case, (rs or rp)["metric"], "-", "-", "-", "-", "not scored"])
+        if rs is None or rp is None:  # one arm has not run it (yet): nothing to compare
+            rows.append([case, (rs or rp)["metric"], "-", "-", "-", "-", "not run by both"])
+            continue
+        if not scored:
+            rows.append([case, rs["metric"], "-", "-", "-", "-", "not scored"])
             continue
         es, ep = _error(rs), _error(rp)
         finite = [e for e in (es, ep) if math.isfinite(e)]
         best = min(finite) if finite else math.nan
 
-        def norm(e: float) -> float:
-            if not math.isfinite(e):
-                return 0.0
-            return 1.0 if e == best else (best / e if e > 0 else 1.0)
-
-        ns, np_ = norm(es), norm(ep)
+        ns, np_ = _normalised(es, best), _normalised(ep, best)
         norm_s.append(ns)
         norm_p.append(np_)
+        for e, logs in ((es, log_rel_s), (ep, log_rel_p)):
+            if math.isfinite(e) and best > 0:
+                logs.append(math.log(e / best))
+            elif math.isfinite(e):
+                logs.append(0.0 if e == best else math.log(1.5))
         if math.isfinite(es) and math.isfinite(ep) and abs(es - ep) <= TIE * max(es, ep):
             ties += 1
             verdict = "tie"
@@ -110,6 +122,8 @@ def compare(search: dict[str, dict[str, str]], portfolio: dict[str, dict[str, st
         "n": len(norm_s),
         "mean_search": statistics.fmean(norm_s) if norm_s else math.nan,
         "mean_portfolio": statistics.fmean(norm_p) if norm_p else math.nan,
+        "geo_search": math.exp(statistics.fmean(log_rel_s)) if log_rel_s else math.nan,
+        "geo_portfolio": math.exp(statistics.fmean(log_rel_p)) if log_rel_p else math.nan,
         "wins": wins, "ties": ties, "losses": losses,
         "worst_wall": worst_wall, "over": over,
     }
@@ -150,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Mean normalised score over {s['n']} datasets: search **{s['mean_search']:.4f}**, "
         f"portfolio alone **{s['mean_portfolio']:.4f}**; search better on {s['wins']}, tie "
-        f"(within 0.1%) on {s['ties']}, worse on {s['losses']}.",
+        f"(within 0.1%) on {s['ties']}, worse on {s['losses']}. Geometric mean of the relative "
+        f"errors (error / the better arm's): search {s['geo_search']:.4f}, portfolio alone "
+        f"{s['geo_portfolio']:.4f}.",
         f"Longest run: {s['worst_wall']:.3f} x the budget"
         + (f"; over the limit: {', '.join(s['over'])}" if s["over"] else
            " (limit 1.05 x budget + 5 s: every run within it)") + ".",
