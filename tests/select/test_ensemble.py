@@ -111,3 +111,20 @@ def test_fitted_model_blends_members() -> None:
     assert model.n_classes == 2
     np.testing.assert_allclose(model.predict_encoded(np.zeros((2, 1))), [[0.75, 0.25]] * 2)
     assert model.describe() == [{"model": "a", "weight": 0.75}, {"model": "b", "weight": 0.25}]
+
+
+def test_the_pool_keeps_every_familys_best_model() -> None:
+    # twelve close variants of one family (a search) all beat a different model alone, but
+    # only the different one cancels their shared error
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=500)
+    shared = rng.normal(scale=0.5, size=500)
+    preds = {f"lightgbm_trial{i}": y + shared + rng.normal(scale=0.05, size=500)
+             for i in range(12)}
+    preds["extra_trees_1"] = y + rng.normal(scale=0.6, size=500)
+    groups = {name: name.split("_trial")[0].rsplit("_", 1)[0] for name in preds}
+    crowded, crowded_score = greedy_ensemble(preds, y, "rmse", max_models=12)
+    diverse, diverse_score = greedy_ensemble(preds, y, "rmse", max_models=12, groups=groups)
+    assert "extra_trees_1" not in crowded
+    assert diverse.get("extra_trees_1", 0) > 0.2
+    assert diverse_score > crowded_score + 0.05  # rmse is scored negated: higher is better

@@ -285,7 +285,8 @@ def choose_final(results: list[Result], y: np.ndarray, metric: str,
     preds = {r.candidate.model_id: r.oof for r in ok if r.candidate.family != "constant"}
     if len(preds) < 2:
         return single_choice
-    weights, ens_score = greedy_ensemble(preds, y, metric)
+    weights, ens_score = greedy_ensemble(
+        preds, y, metric, groups={r.candidate.model_id: r.candidate.family for r in ok})
     while weights and refit_estimate(list(weights)) > available and len(weights) > 1:
         drop = min(weights, key=weights.get)  # type: ignore[arg-type]
         weights.pop(drop)
