@@ -241,13 +241,16 @@ class TrialRunner:
             value = frozen.value if state == "COMPLETE" else None
             if value is not None and math.isfinite(value):
                 best = self._best
-                # the error: the loss itself, or how far a score (at most 1) is from 1
-                error = (1.0 - best) if self.sign > 0 and best is not None else \
-                    (abs(best) if best is not None else math.inf)
-                if best is None or self.sign * (value - best) > PATIENCE_TOL * error:
+                if best is None:
                     self._best, self._stale = value, 0
                     return
-                if self.sign * (value - best) > 0:
+                gain = self.sign * (value - best)
+                # the error: the loss itself, or how far a score (at most 1) is from 1
+                error = 1.0 - best if self.sign > 0 else abs(best)
+                if gain > PATIENCE_TOL * error:
+                    self._best, self._stale = value, 0
+                    return
+                if gain > 0:
                     self._best = value  # better, but not by enough to reset the count
             self._stale += 1
             if self._stale >= self.patience and not self.converged:

@@ -17,7 +17,6 @@ import logging
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -52,8 +51,6 @@ log = logging.getLogger("mlsmith")
 Event = Callable[[str, dict[str, Any]], None]
 #: seconds between checks while waiting for other processes' trials to end
 POLL_S = 0.5
-#: the interpreter's thread switch interval while trials run in threads (default 5 ms)
-SWITCH_INTERVAL_S = 0.0005
 #: where the trials run: an Optuna study (this machine, or shared storage) or Ray Tune
 BACKENDS = ("optuna", "ray")
 
@@ -228,14 +225,9 @@ def _interruptible(runner: TrialRunner, threads: int) -> Iterator[None]:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    # a trial thread woken by its worker's answer waits for the sampling thread to hand over
-    # the GIL, by default up to 5 ms, at every round of every trial: hand it over sooner
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
         yield
     finally:
-        sys.setswitchinterval(interval)
         signal.signal(signal.SIGINT, previous)
 
 
